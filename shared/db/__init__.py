@@ -1,0 +1,1 @@
+"""Postgres access: the connection pool, the migrator and JSON codecs."""

@@ -1,0 +1,1 @@
+"""NATS JetStream: the connection and the namespaced topology."""

@@ -1,0 +1,1 @@
+"""Pydantic models shared by the services: the workflow graph and the run message."""

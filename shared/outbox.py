@@ -1,0 +1,82 @@
+"""Publishing run messages from run rows (the transactional outbox).
+
+A run row is committed first, then its message is published with
+``Nats-Msg-Id`` = run id, then the row is marked published. A crash in between leaves
+a ``queued`` row with no ``published_at``, which the scheduler's outbox sweep publishes
+again; JetStream drops the duplicate inside its window and the executor's conditional
+claim drops it after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import asyncpg
+import structlog
+from nats.js import JetStreamContext
+
+from shared.messaging.topology import Topology
+from shared.models.messages import RunMessage
+
+log = structlog.get_logger(__name__)
+
+# Columns that make a RunMessage, for SELECT ... RETURNING lists.
+RUN_MESSAGE_COLUMNS = (
+    "id AS run_id, org_id, workflow_id, workflow_version, trigger, schedule_id, scheduled_for"
+)
+
+
+def message_from_row(row: asyncpg.Record | dict[str, Any]) -> RunMessage:
+    return RunMessage.model_validate(dict(row))
+
+
+async def publish_runs(
+    js: JetStreamContext,
+    topology: Topology,
+    messages: Sequence[RunMessage],
+    *,
+    concurrency: int = 256,
+) -> list[uuid.UUID]:
+    """Publish each message, waiting for JetStream's ack; return the ids acked.
+
+    A message whose publish fails is logged and left out of the result, so its row
+    stays unpublished and the outbox sweep tries again.
+    """
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(message: RunMessage) -> uuid.UUID | None:
+        async with gate:
+            try:
+                await js.publish(
+                    topology.run_subject(message.org_id, message.workflow_id),
+                    message.to_bytes(),
+                    stream=topology.runs_stream,
+                    headers={"Nats-Msg-Id": str(message.run_id)},
+                )
+            except Exception as exc:  # noqa: BLE001  # any failure leaves the row for the sweep
+                log.warning("run publish failed", run_id=str(message.run_id), error=repr(exc))
+                return None
+            return message.run_id
+
+    results = await asyncio.gather(*(one(m) for m in messages))
+    return [r for r in results if r is not None]
+
+
+async def mark_published(pool: asyncpg.Pool, run_ids: Iterable[uuid.UUID]) -> None:
+    ids = list(run_ids)
+    if ids:
+        await pool.execute(
+            "UPDATE workflow_runs SET published_at = now() WHERE id = ANY($1::uuid[])", ids
+        )
+
+
+async def dispatch(
+    pool: asyncpg.Pool, js: JetStreamContext, topology: Topology, messages: Sequence[RunMessage]
+) -> list[uuid.UUID]:
+    """Publish and record the publication; the ids published are returned."""
+    published = await publish_runs(js, topology, messages)
+    await mark_published(pool, published)
+    return published
