@@ -1,0 +1,48 @@
+"""The edge of every service process: settings, logging, signals, ``asyncio.run``.
+
+``python -m services.X`` calls :func:`run_service` with the service's ``serve``
+coroutine, which runs until the ``stop`` event is set (SIGTERM or SIGINT) and then
+shuts down in its own stated steps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+from shared.logging import configure_logging
+from shared.settings import ConfigurationError, Settings, load_settings
+
+Serve = Callable[[Settings, asyncio.Event], Awaitable[None]]
+
+
+async def _main(serve: Serve, settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await serve(settings, stop)
+
+
+def run_service(name: str, serve: Serve) -> int:
+    """Run one service to completion; the process exit code is returned."""
+    try:
+        settings = load_settings()
+    except ConfigurationError as exc:
+        sys.stderr.write(f"flowcron {name}: {exc}\n")
+        return 2
+    configure_logging(settings.log_format, settings.log_level)
+    structlog.contextvars.bind_contextvars(service=name)
+    log = structlog.get_logger(name)
+    log.info("starting", namespace=settings.namespace)
+    try:
+        asyncio.run(_main(serve, settings))
+    except (OSError, ConnectionError) as exc:
+        log.error("cannot start: a server is unreachable", error=str(exc))
+        return 1
+    log.info("stopped")
+    return 0
