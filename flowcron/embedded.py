@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import structlog
 
@@ -43,7 +44,9 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def _wait_for_port(host: str, port: int, proc: subprocess.Popen[bytes], what: str, log_file: Path) -> None:
+def _wait_for_port(
+    host: str, port: int, proc: subprocess.Popen[bytes], what: str, log_file: Path
+) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -70,16 +73,21 @@ class _Child:
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            log.warning("embedded server did not stop in time; killing it", server=self.name, pid=proc.pid)
+            log.warning(
+                "embedded server did not stop in time; killing it", server=self.name, pid=proc.pid
+            )
             proc.kill()
             proc.wait(5)
         log.info("embedded server stopped", server=self.name, pid=proc.pid)
 
-    def __enter__(self) -> _Child:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
 
@@ -101,35 +109,60 @@ class EmbeddedPostgres(_Child):
 
     def start(self) -> EmbeddedPostgres:
         try:
-            from pgserver import _commands  # noqa: PLC0415  # optional dependency
+            from pgserver import _commands  # optional dependency
         except ImportError as exc:
             raise EmbeddedError("embedded Postgres needs `pip install flowcron[embedded]`") from exc
         bin_dir: Path = _commands.POSTGRES_BIN_PATH
         user = self._system_user(bin_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if user:
-            from pgserver import utils  # noqa: PLC0415  # optional dependency
+            from pgserver import utils  # optional dependency
 
             utils.ensure_prefix_permissions(self.data_dir)
             shutil.chown(self.data_dir, user, user)
             self.data_dir.chmod(0o700)
         if not (self.data_dir / "PG_VERSION").exists():
             subprocess.run(
-                [str(bin_dir / "initdb"), "-D", str(self.data_dir), "--auth=trust",
-                 "--encoding=utf8", "-U", "postgres"],
-                check=True, capture_output=True, user=user,
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "--auth=trust",
+                    "--encoding=utf8",
+                    "-U",
+                    "postgres",
+                ],
+                check=True,
+                capture_output=True,
+                user=user,
             )
         self._stop_stale()
         log_file = self.data_dir / "server.log"
         with open(log_file, "ab") as out:
             self.proc = subprocess.Popen(
-                [str(bin_dir / "postgres"), "-D", str(self.data_dir), "-h", self.host,
-                 "-p", str(self.port), "-k", str(self.data_dir), "-c", "max_connections=200"],
-                stdout=out, stderr=subprocess.STDOUT, user=user, start_new_session=True,
+                [
+                    str(bin_dir / "postgres"),
+                    "-D",
+                    str(self.data_dir),
+                    "-h",
+                    self.host,
+                    "-p",
+                    str(self.port),
+                    "-k",
+                    str(self.data_dir),
+                    "-c",
+                    "max_connections=200",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                user=user,
+                start_new_session=True,
             )
         _wait_for_port(self.host, self.port, self.proc, "embedded Postgres", log_file)
         self._wait_ready(bin_dir)
-        log.info("embedded postgres started", port=self.port, pid=self.proc.pid, data=str(self.data_dir))
+        log.info(
+            "embedded postgres started", port=self.port, pid=self.proc.pid, data=str(self.data_dir)
+        )
         return self
 
     def _wait_ready(self, bin_dir: Path) -> None:
@@ -161,7 +194,7 @@ class EmbeddedPostgres(_Child):
     def _system_user(bin_dir: Path) -> str | None:
         if os.geteuid() != 0:
             return None
-        from pgserver import utils  # noqa: PLC0415  # optional dependency
+        from pgserver import utils  # optional dependency
 
         utils.ensure_user_exists(_PG_SYSTEM_USER)
         utils.ensure_prefix_permissions(bin_dir)
@@ -198,10 +231,24 @@ class EmbeddedNats(_Child):
         log_file = self.data_dir / "server.log"
         with open(log_file, "ab") as out:
             self.proc = subprocess.Popen(
-                [self.binary(), "-a", self.host, "-p", str(self.port), "-js",
-                 "-sd", str(self.data_dir), "-l", str(log_file)],
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    self.binary(),
+                    "-a",
+                    self.host,
+                    "-p",
+                    str(self.port),
+                    "-js",
+                    "-sd",
+                    str(self.data_dir),
+                    "-l",
+                    str(log_file),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         _wait_for_port(self.host, self.port, self.proc, "embedded NATS", log_file)
-        log.info("embedded nats started", port=self.port, pid=self.proc.pid, data=str(self.data_dir))
+        log.info(
+            "embedded nats started", port=self.port, pid=self.proc.pid, data=str(self.data_dir)
+        )
         return self

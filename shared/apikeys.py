@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
-import asyncpg
+from shared.db.pool import Connection
 
 KEY_PREFIX = "fc_"
 Role = Literal["admin", "member"]
@@ -35,7 +35,7 @@ def generate_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
-async def ensure_organization(conn: asyncpg.Connection, name: str) -> uuid.UUID:
+async def ensure_organization(conn: Connection, name: str) -> uuid.UUID:
     """The id of organization ``name``, created if it does not exist."""
     org_id: uuid.UUID = await conn.fetchval(
         """INSERT INTO organizations (id, name) VALUES ($1, $2)
@@ -48,7 +48,7 @@ async def ensure_organization(conn: asyncpg.Connection, name: str) -> uuid.UUID:
 
 
 async def create_key(
-    conn: asyncpg.Connection, org_id: uuid.UUID, *, name: str = "", role: Role = "admin"
+    conn: Connection, org_id: uuid.UUID, *, name: str = "", role: Role = "admin"
 ) -> NewKey:
     key = generate_key()
     key_id = uuid.uuid4()
@@ -56,6 +56,11 @@ async def create_key(
     await conn.execute(
         """INSERT INTO api_keys (id, org_id, name, prefix, key_hash, role)
            VALUES ($1, $2, $3, $4, $5, $6)""",
-        key_id, org_id, name, prefix, hash_key(key), role,
+        key_id,
+        org_id,
+        name,
+        prefix,
+        hash_key(key),
+        role,
     )
     return NewKey(key_id, org_id, key, prefix, role)

@@ -71,7 +71,9 @@ def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise CronError(f"unknown time zone {name!r}; use an IANA name such as Europe/Paris") from None
+        raise CronError(
+            f"unknown time zone {name!r}; use an IANA name such as Europe/Paris"
+        ) from None
 
 
 def all_zones() -> list[str]:
@@ -220,7 +222,7 @@ def describe(expression: str) -> str:
     """A sentence describing the expression, in English (cron-descriptor)."""
     from cron_descriptor import Options, get_description
 
-    text, fields = _normalise(expression)
+    text, _ = _normalise(expression)
     options = Options()
     options.use_24hour_time_format = True
     # cron-descriptor reads six fields as seconds first, as Flowcron does.

@@ -118,7 +118,9 @@ async def nats_client(settings: Settings) -> AsyncIterator[Client]:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def js(nats_client: Client, settings: Settings, topology: Topology) -> AsyncIterator[JetStreamContext]:
+async def js(
+    nats_client: Client, settings: Settings, topology: Topology
+) -> AsyncIterator[JetStreamContext]:
     """JetStream with this test's namespace declared, and deleted after the test."""
     context = nats_client.jetstream()
     await ensure_topology(

@@ -58,7 +58,9 @@ async def migrate(conn: asyncpg.Connection, directory: Path = MIGRATIONS_DIR) ->
                    name text NOT NULL,
                    applied_at timestamptz NOT NULL DEFAULT now())"""
         )
-        done = {r["version"] for r in await conn.fetch("SELECT version FROM flowcron_schema_versions")}
+        done = {
+            r["version"] for r in await conn.fetch("SELECT version FROM flowcron_schema_versions")
+        }
         applied: list[int] = []
         for migration in load_migrations(directory):
             if migration.version in done:

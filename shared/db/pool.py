@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
+import asyncpg.pool
 
 Pool = asyncpg.Pool  # the pool's record type is asyncpg.Record
 
@@ -49,3 +50,7 @@ async def connect(dsn: str) -> AsyncIterator[asyncpg.Connection]:
         yield conn
     finally:
         await conn.close()
+
+
+# What query helpers accept: a plain connection or one borrowed from the pool.
+Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy

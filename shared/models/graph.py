@@ -63,9 +63,7 @@ class Node(Strict):
             raise PydanticCustomError(
                 "unexpected_action", "only nodes of type 'action' take an 'action'"
             )
-        if self.type is NodeType.CONDITION and not isinstance(
-            self.config.get("expression"), str
-        ):
+        if self.type is NodeType.CONDITION and not isinstance(self.config.get("expression"), str):
             raise PydanticCustomError(
                 "missing_expression", "a condition node needs config.expression (a string)"
             )
@@ -116,40 +114,64 @@ def structure_errors(graph: WorkflowGraph) -> list[InitErrorDetails]:
     first_index: dict[str, int] = {}
     for i, node in enumerate(graph.nodes):
         if node.id in first_index:
-            errors.append(_error(("nodes", i, "id"), "duplicate_id", f"duplicate node id {node.id!r}"))
+            errors.append(
+                _error(("nodes", i, "id"), "duplicate_id", f"duplicate node id {node.id!r}")
+            )
         else:
             first_index[node.id] = i
     triggers = [i for i, n in enumerate(graph.nodes) if n.type is NodeType.TRIGGER]
     if not triggers:
-        errors.append(_error(("nodes",), "no_trigger", "a workflow needs one node of type 'trigger'"))
+        errors.append(
+            _error(("nodes",), "no_trigger", "a workflow needs one node of type 'trigger'")
+        )
     for extra in triggers[1:]:
-        errors.append(_error(("nodes", extra, "type"), "second_trigger", "only one 'trigger' node is allowed"))
+        errors.append(
+            _error(("nodes", extra, "type"), "second_trigger", "only one 'trigger' node is allowed")
+        )
 
-    by_id = {n.id: n for n in graph.nodes}
-    for i, edge in enumerate(graph.edges):
-        for end, node_id in (("from", edge.source), ("to", edge.target)):
-            if node_id not in by_id:
-                errors.append(_error(("edges", i, end), "unknown_node", f"no node with id {node_id!r}"))
-        source = by_id.get(edge.source)
-        if edge.branch in ("true", "false") and source and source.type is not NodeType.CONDITION:
-            errors.append(_error(
-                ("edges", i, "branch"), "branch_not_condition",
-                f"branch {edge.branch!r} is only allowed on edges leaving a 'condition' node",
-            ))
-        if edge.branch == "error" and source and source.on_error != "route":
-            errors.append(_error(
-                ("edges", i, "branch"), "error_branch",
-                "branch 'error' needs on_error 'route' on its source node",
-            ))
-        if edge.target in by_id and by_id[edge.target].type is NodeType.TRIGGER:
-            errors.append(_error(("edges", i, "to"), "edge_into_trigger", "no edge may enter the trigger"))
-        if edge.source == edge.target:
-            errors.append(_error(("edges", i, "to"), "self_loop", "an edge may not join a node to itself"))
+    errors.extend(_edge_errors(graph))
     if errors:
         return errors
     cycle = find_cycle(graph)
     if cycle:
         errors.append(_error(("edges",), "cycle", "the graph has a cycle: " + " -> ".join(cycle)))
+    return errors
+
+
+def _edge_errors(graph: WorkflowGraph) -> list[InitErrorDetails]:
+    errors: list[InitErrorDetails] = []
+    by_id = {n.id: n for n in graph.nodes}
+    for i, edge in enumerate(graph.edges):
+        for end, node_id in (("from", edge.source), ("to", edge.target)):
+            if node_id not in by_id:
+                errors.append(
+                    _error(("edges", i, end), "unknown_node", f"no node with id {node_id!r}")
+                )
+        source = by_id.get(edge.source)
+        if edge.branch in ("true", "false") and source and source.type is not NodeType.CONDITION:
+            errors.append(
+                _error(
+                    ("edges", i, "branch"),
+                    "branch_not_condition",
+                    f"branch {edge.branch!r} is only allowed on edges leaving a 'condition' node",
+                )
+            )
+        if edge.branch == "error" and source and source.on_error != "route":
+            errors.append(
+                _error(
+                    ("edges", i, "branch"),
+                    "error_branch",
+                    "branch 'error' needs on_error 'route' on its source node",
+                )
+            )
+        if edge.target in by_id and by_id[edge.target].type is NodeType.TRIGGER:
+            errors.append(
+                _error(("edges", i, "to"), "edge_into_trigger", "no edge may enter the trigger")
+            )
+        if edge.source == edge.target:
+            errors.append(
+                _error(("edges", i, "to"), "self_loop", "an edge may not join a node to itself")
+            )
     return errors
 
 
@@ -178,4 +200,4 @@ def find_cycle(graph: WorkflowGraph) -> list[str]:
     while node not in path:
         path.append(node)
         node = next(s for s in successors[node] if s in left)
-    return [*path[path.index(node):], node]
+    return [*path[path.index(node) :], node]

@@ -11,7 +11,9 @@ from tests.conftest import Org
 
 
 async def test_database_is_migrated_and_migrating_again_is_a_no_op(pool: Pool) -> None:
-    versions = [r["version"] for r in await pool.fetch("SELECT version FROM flowcron_schema_versions")]
+    versions = [
+        r["version"] for r in await pool.fetch("SELECT version FROM flowcron_schema_versions")
+    ]
     assert versions == [m.version for m in load_migrations()]
     async with pool.acquire() as conn:
         assert await migrate(conn) == []
@@ -25,8 +27,13 @@ async def test_schema_has_every_table_of_the_design(pool: Pool) -> None:
         )
     }
     assert {
-        "organizations", "api_keys", "workflows", "workflow_schedules",
-        "workflow_runs", "run_steps", "run_logs",
+        "organizations",
+        "api_keys",
+        "workflows",
+        "workflow_schedules",
+        "workflow_runs",
+        "run_steps",
+        "run_logs",
     } <= tables
 
 

@@ -1,0 +1,1 @@
+"""The scheduler: turns due cron schedules into run rows and run messages."""
