@@ -1,0 +1,5 @@
+import sys
+
+from flowcron.cli import main
+
+sys.exit(main())
