@@ -40,6 +40,7 @@ ALIASES = {
 }
 # The widest gap or overlap any IANA zone has had is two hours (Antarctica/Troll).
 _DST_MARGIN = timedelta(hours=3)
+_FIELD_NAMES = ("second", "minute", "hour", "day-of-month", "month", "day-of-week")
 _MAX_CANDIDATES = 100_000
 
 
@@ -119,10 +120,26 @@ class CronSchedule:
         _ = self.tz
         try:
             self._iterator(datetime(2000, 1, 1)).get_next(datetime)
-        except CroniterError as exc:
-            raise CronError(str(exc).replace("[" + self._normal[0] + "] ", "")) from None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise CronError(f"invalid expression: {exc}") from None
+        except (CroniterError, ValueError, KeyError, TypeError) as exc:
+            raise CronError(self._explain(exc)) from None
+
+    def _explain(self, exc: Exception) -> str:
+        """Name the first field that is wrong on its own, else croniter's message."""
+        fields = self._normal[1]
+        names = _FIELD_NAMES[6 - len(fields) :]
+        for i, value in enumerate(fields):
+            probe = ["*"] * len(fields)
+            probe[i] = value
+            try:
+                croniter(
+                    " ".join(probe),
+                    datetime(2000, 1, 1),
+                    hash_id=self.hash_id or "x",
+                    second_at_beginning=self.has_seconds,
+                ).get_next(datetime)
+            except (CroniterError, ValueError, KeyError, TypeError):
+                return f"the {names[i]} field {value!r} is not valid"
+        return "invalid expression: " + str(exc).replace("[" + self._normal[0] + "] ", "")
 
     def next_after(self, after: datetime) -> datetime | None:
         """The first fire time strictly after ``after`` (aware), in UTC; None if none."""
