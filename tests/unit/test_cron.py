@@ -9,8 +9,10 @@ import pytest
 from shared.cron import MAX_PREVIEW, CronError, describe, parse
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def iso(fires: list[datetime]) -> list[str]:
@@ -76,9 +78,8 @@ def test_next_is_strictly_after_the_start() -> None:
 
 
 def test_h_is_stable_per_schedule_and_spreads_schedules() -> None:
-    minute = {
-        parse("H * * * *", hash_id=f"s{i}").next_after(utc(2026, 1, 1)).minute for i in range(20)
-    }
+    fires = [parse("H * * * *", hash_id=f"s{i}").next_after(utc(2026, 1, 1)) for i in range(20)]
+    minute = {f.minute for f in fires if f is not None}
     assert len(minute) > 5
     first = parse("H * * * *", hash_id="s1").next_after(utc(2026, 1, 1))
     again = parse("H * * * *", hash_id="s1").next_after(utc(2026, 1, 1))
