@@ -1,0 +1,1 @@
+"""The Flowcron HTTP API (aiohttp): workflows, schedules, runs, cron previews."""

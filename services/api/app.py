@@ -1,0 +1,81 @@
+"""The API's application factory and its ``serve`` loop.
+
+``create_app(settings)`` wires everything: resources (the Postgres pool, the NATS
+connection and its JetStream topology) are opened and closed by ``cleanup_ctx`` and
+kept under typed keys (:mod:`services.api.keys`); middlewares run outermost first:
+access log, problem details, authentication.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import structlog
+from aiohttp import web
+
+from services.api.accesslog import access_log_middleware
+from services.api.auth import auth_middleware
+from services.api.keys import JETSTREAM, NATS, POOL, SETTINGS, TOPOLOGY
+from services.api.problems import problem_middleware
+from services.api.routes import cron, health, runs, schedules, workflows
+from shared.db.pool import open_pool
+from shared.messaging.connection import open_nats
+from shared.messaging.topology import Topology, ensure_topology
+from shared.settings import Settings
+
+log = structlog.get_logger("services.api")
+
+
+async def _postgres(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    async with open_pool(
+        settings.database_url,
+        min_size=settings.database_pool_min,
+        max_size=settings.database_pool_max,
+    ) as pool:
+        app[POOL] = pool
+        yield
+
+
+async def _nats(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    async with open_nats(settings.nats_servers, name="flowcron-api") as client:
+        js = client.jetstream()
+        await ensure_topology(
+            js,
+            app[TOPOLOGY],
+            ack_wait_s=settings.executor_ack_wait_s,
+            max_deliver=settings.executor_max_deliver,
+        )
+        app[NATS] = client
+        app[JETSTREAM] = js
+        yield
+
+
+def create_app(settings: Settings) -> web.Application:
+    """A new application; nothing is connected until it starts."""
+    app = web.Application(
+        client_max_size=settings.api_max_body_bytes,
+        middlewares=[access_log_middleware, problem_middleware, auth_middleware],
+    )
+    app[SETTINGS] = settings
+    app[TOPOLOGY] = Topology(settings.namespace)
+    app.cleanup_ctx.extend([_postgres, _nats])
+    for module in (health, workflows, schedules, runs, cron):
+        app.router.add_routes(module.routes)
+    return app
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    """Listen on ``api_host:api_port`` until ``stop`` is set, then clean up."""
+    runner = web.AppRunner(create_app(settings), access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.api_host, settings.api_port)
+        await site.start()
+        log.info("listening", address=f"http://{settings.api_host}:{settings.api_port}")
+        await stop.wait()
+        log.info("stopping: closing the listener and open requests")
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,124 @@
+"""SQL for runs, their steps and logs. Every statement filters by ``org_id``."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from shared.db.pool import Pool
+
+_DURATION = """
+CASE WHEN {t}.started_at IS NOT NULL AND {t}.finished_at IS NOT NULL
+     THEN (extract(epoch FROM {t}.finished_at - {t}.started_at) * 1000)::bigint END
+AS duration_ms
+"""
+COLUMNS = """
+r.id, r.org_id, r.workflow_id, r.workflow_version, r.schedule_id, r.trigger,
+r.scheduled_for, r.status, r.attempt, r.input, r.output, r.error, r.idempotency_key,
+r.created_at, r.published_at, r.started_at, r.finished_at,
+""" + _DURATION.format(t="r")
+
+# Inserted only when the workflow belongs to the organization; an Idempotency-Key
+# already used for this workflow inserts nothing (the unique partial index).
+_INSERT_MANUAL = f"""
+INSERT INTO workflow_runs AS r
+    (id, org_id, workflow_id, workflow_version, trigger, status, input, idempotency_key)
+SELECT $1, w.org_id, w.id, w.version, 'manual', 'queued', $4, $5
+FROM workflows w WHERE w.id = $2 AND w.org_id = $3
+ON CONFLICT (workflow_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+RETURNING {COLUMNS}
+"""
+_BY_IDEMPOTENCY_KEY = f"""
+SELECT {COLUMNS} FROM workflow_runs r
+WHERE r.workflow_id = $1 AND r.org_id = $2 AND r.idempotency_key = $3
+"""
+_GET = f"SELECT {COLUMNS} FROM workflow_runs r WHERE r.id = $1 AND r.org_id = $2"
+_STEPS = """
+SELECT node_id, node_type, status, attempt, input, output, error, started_at, finished_at,
+""" + _DURATION.format(t="s") + """
+FROM run_steps s WHERE s.run_id = $1 AND s.org_id = $2
+ORDER BY s.started_at NULLS LAST, s.node_id
+"""
+_LIST = f"""
+SELECT {COLUMNS} FROM workflow_runs r
+WHERE r.org_id = $1
+  AND ($2::uuid IS NULL OR r.workflow_id = $2)
+  AND ($3::uuid IS NULL OR r.schedule_id = $3)
+  AND ($4::text IS NULL OR r.status = $4)
+  AND ($5::timestamptz IS NULL OR (r.created_at, r.id) < ($5, $6::uuid))
+ORDER BY r.created_at DESC, r.id DESC
+LIMIT $7
+"""
+_LOGS = """
+SELECT id, run_id, node_id, level, message, data, created_at FROM run_logs
+WHERE run_id = $1 AND org_id = $2
+  AND ($3::bigint IS NULL OR id > $3)
+  AND ($4::text IS NULL OR node_id = $4)
+ORDER BY id
+LIMIT $5
+"""
+
+
+async def create_manual(
+    pool: Pool,
+    org_id: uuid.UUID,
+    workflow_id: uuid.UUID,
+    *,
+    run_input: dict[str, Any],
+    idempotency_key: str | None,
+) -> tuple[asyncpg.Record | None, bool]:
+    """Insert a queued manual run at the workflow's current version.
+
+    Returns ``(row, created)``: the new run and True; the run an earlier request made
+    with the same Idempotency-Key and False; or ``(None, False)`` when the workflow is
+    not the organization's.
+    """
+    row = await pool.fetchrow(
+        _INSERT_MANUAL, uuid.uuid4(), workflow_id, org_id, run_input, idempotency_key
+    )
+    if row is not None:
+        return row, True
+    if idempotency_key is None:
+        return None, False
+    existing = await pool.fetchrow(_BY_IDEMPOTENCY_KEY, workflow_id, org_id, idempotency_key)
+    return existing, False
+
+
+async def get(pool: Pool, org_id: uuid.UUID, run_id: uuid.UUID) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await pool.fetchrow(_GET, run_id, org_id)
+    return row
+
+
+async def steps(pool: Pool, org_id: uuid.UUID, run_id: uuid.UUID) -> list[asyncpg.Record]:
+    return await pool.fetch(_STEPS, run_id, org_id)
+
+
+async def list_page(
+    pool: Pool,
+    org_id: uuid.UUID,
+    *,
+    workflow_id: uuid.UUID | None,
+    schedule_id: uuid.UUID | None,
+    status: str | None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    created, last_id = after if after else (None, None)
+    return await pool.fetch(
+        _LIST, org_id, workflow_id, schedule_id, status, created, last_id, limit
+    )
+
+
+async def logs(
+    pool: Pool,
+    org_id: uuid.UUID,
+    run_id: uuid.UUID,
+    *,
+    after_id: int | None,
+    node_id: str | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    return await pool.fetch(_LOGS, run_id, org_id, after_id, node_id, limit)

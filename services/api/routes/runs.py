@@ -1,0 +1,133 @@
+"""Runs: start one by hand, list, read with steps, read logs.
+
+A manual run is written first and published after the commit (the outbox, see
+``shared.outbox``): if publishing fails the row stays ``queued`` without
+``published_at`` and the scheduler's outbox sweep publishes it later.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+from aiohttp import web
+
+from services.api.inputs import path_id, read_body, read_query
+from services.api.jsonio import json_response
+from services.api.keys import JETSTREAM, POOL, TOPOLOGY, org_id
+from services.api.pagination import (
+    decode_id_cursor,
+    decode_time_cursor,
+    encode_id_cursor,
+    encode_time_cursor,
+    split_page,
+)
+from services.api.problems import invalid, not_found
+from services.api.queries import runs as sql
+from services.api.schemas import (
+    LogListQuery,
+    LogOut,
+    Page,
+    RunDetailOut,
+    RunIn,
+    RunListQuery,
+    RunOut,
+    StepOut,
+)
+from shared.models.messages import RunMessage
+from shared.outbox import dispatch
+
+routes = web.RouteTableDef()
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    raw = request.headers.get(IDEMPOTENCY_HEADER)
+    if raw is None:
+        return None
+    key = raw.strip()
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise invalid(IDEMPOTENCY_HEADER, f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+    return key
+
+
+def _message(row: asyncpg.Record) -> RunMessage:
+    return RunMessage(
+        run_id=row["id"],
+        org_id=row["org_id"],
+        workflow_id=row["workflow_id"],
+        workflow_version=row["workflow_version"],
+        trigger=row["trigger"],
+        schedule_id=row["schedule_id"],
+        scheduled_for=row["scheduled_for"],
+    )
+
+
+@routes.post("/api/workflows/{id}/runs")
+async def start_run(request: web.Request) -> web.Response:
+    """201 with a new queued run, or 200 with the run an earlier Idempotency-Key made."""
+    workflow_id = path_id(request)
+    key = _idempotency_key(request)
+    body = await read_body(request, RunIn, optional=True)
+    pool, org = request.app[POOL], org_id(request)
+    row, created = await sql.create_manual(
+        pool, org, workflow_id, run_input=body.input, idempotency_key=key
+    )
+    if row is None:
+        raise not_found("workflow")
+    if not created:
+        if row["input"] != body.input:
+            raise invalid(IDEMPOTENCY_HEADER, "already used for this workflow with another input")
+        return json_response(RunOut.model_validate(dict(row)), status=200)
+    await dispatch(pool, request.app[JETSTREAM], request.app[TOPOLOGY], [_message(row)])
+    published = await sql.get(pool, org, row["id"])
+    response = json_response(RunOut.model_validate(dict(published or row)), status=201)
+    response.headers["Location"] = f"/api/runs/{row['id']}"
+    return response
+
+
+@routes.get("/api/runs")
+async def list_runs(request: web.Request) -> web.Response:
+    query = read_query(request, RunListQuery)
+    rows = await sql.list_page(
+        request.app[POOL],
+        org_id(request),
+        workflow_id=query.workflow_id,
+        schedule_id=query.schedule_id,
+        status=query.status,
+        after=decode_time_cursor(query.cursor),
+        limit=query.limit + 1,
+    )
+    page, more = split_page(rows, query.limit)
+    cursor = encode_time_cursor(page[-1]["created_at"], page[-1]["id"]) if more else None
+    items = [RunOut.model_validate(dict(r)) for r in page]
+    return json_response(Page[RunOut](items=items, next_cursor=cursor))
+
+
+@routes.get("/api/runs/{id}")
+async def get_run(request: web.Request) -> web.Response:
+    run_id = path_id(request)
+    pool, org = request.app[POOL], org_id(request)
+    row = await sql.get(pool, org, run_id)
+    if row is None:
+        raise not_found("run")
+    steps = [StepOut.model_validate(dict(s)) for s in await sql.steps(pool, org, run_id)]
+    return json_response(RunDetailOut.model_validate({**dict(row), "steps": steps}))
+
+
+@routes.get("/api/runs/{id}/logs")
+async def run_logs(request: web.Request) -> web.Response:
+    """Log lines oldest first; ``next_cursor`` continues after the last line returned."""
+    run_id = path_id(request)
+    query = read_query(request, LogListQuery)
+    pool, org = request.app[POOL], org_id(request)
+    after = decode_id_cursor(query.cursor)
+    if await sql.get(pool, org, run_id) is None:
+        raise not_found("run")
+    rows = await sql.logs(
+        pool, org, run_id, after_id=after, node_id=query.node_id, limit=query.limit + 1
+    )
+    page, more = split_page(rows, query.limit)
+    cursor = encode_id_cursor(page[-1]["id"]) if more else None
+    items = [LogOut.model_validate(dict(r)) for r in page]
+    return json_response(Page[LogOut](items=items, next_cursor=cursor))
