@@ -2,63 +2,34 @@
 
 from __future__ import annotations
 
-import copy
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest_asyncio
-from aiohttp.test_utils import TestClient, TestServer
 from nats.js import JetStreamContext
 
-from services.api.app import create_app
 from shared.db.pool import Pool
 from shared.settings import Settings
 from tests.conftest import Org
-
-Client = TestClient[Any, Any]
-
-GRAPH: dict[str, Any] = {
-    "nodes": [
-        {"id": "start", "type": "trigger"},
-        {"id": "fetch", "type": "action", "action": "http_request",
-         "config": {"method": "GET", "url": "https://example.org"}},
-        {"id": "ok", "type": "condition", "config": {"expression": "true"}},
-        {"id": "log", "type": "action", "action": "log_message", "config": {"message": "hi"}},
-    ],
-    "edges": [
-        {"from": "start", "to": "fetch"},
-        {"from": "fetch", "to": "ok"},
-        {"from": "ok", "to": "log", "branch": "true"},
-    ],
-}
+from tests.integration.test_api_support import (
+    GRAPH,
+    Client,
+    api_client,
+    assert_problem,
+    create_workflow,
+    graph,
+)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def api(settings: Settings, js: JetStreamContext) -> AsyncIterator[Client]:
-    async with TestClient(TestServer(create_app(settings))) as client:
+    async with api_client(settings) as client:
         yield client
 
 
-async def create(api: Client, org: Org, **fields: Any) -> dict[str, Any]:
-    body = {"name": "monitor", "graph": GRAPH, **fields}
-    resp = await api.post("/api/workflows", json=body, headers=org.headers)
-    assert resp.status == 201, await resp.text()
-    data: dict[str, Any] = await resp.json()
-    return data
-
-
-async def assert_problem(resp: Any, status: int) -> dict[str, Any]:
-    assert resp.status == status, await resp.text()
-    assert resp.content_type == "application/problem+json"
-    body: dict[str, Any] = await resp.json()
-    assert body["status"] == status
-    assert {"type", "title", "detail", "errors"} <= body.keys()
-    return body
-
-
 async def test_crud_round_trip_bumps_versions(api: Client, org: Org, pool: Pool) -> None:
-    created = await create(api, org, description="watch", max_concurrency=2)
+    created = await create_workflow(api, org, description="watch", max_concurrency=2)
     assert created["version"] == 1
     assert created["graph"]["edges"][0] == {"from": "start", "to": "fetch"}
     assert created["created_at"].endswith("Z")
@@ -74,10 +45,10 @@ async def test_crud_round_trip_bumps_versions(api: Client, org: Org, pool: Pool)
     assert (patched["name"], patched["version"], patched["description"]) == ("renamed", 1, "watch")
 
     # PATCH with a new graph bumps it; max_concurrency may be cleared with null.
-    graph = copy.deepcopy(GRAPH)
-    graph["nodes"][3]["config"]["message"] = "changed"
+    changed = graph()
+    changed["nodes"][3]["config"]["message"] = "changed"
     resp = await api.patch(
-        f"/api/workflows/{wid}", json={"graph": graph, "max_concurrency": None},
+        f"/api/workflows/{wid}", json={"graph": changed, "max_concurrency": None},
         headers=org.headers,
     )
     patched = await resp.json()
@@ -85,7 +56,7 @@ async def test_crud_round_trip_bumps_versions(api: Client, org: Org, pool: Pool)
 
     # PUT replaces everything; the same graph again does not bump.
     resp = await api.put(
-        f"/api/workflows/{wid}", json={"name": "replaced", "graph": graph}, headers=org.headers
+        f"/api/workflows/{wid}", json={"name": "replaced", "graph": changed}, headers=org.headers
     )
     replaced = await resp.json()
     assert (replaced["name"], replaced["description"], replaced["version"]) == ("replaced", "", 2)
@@ -108,7 +79,7 @@ async def test_crud_round_trip_bumps_versions(api: Client, org: Org, pool: Pool)
 async def test_delete_refuses_while_a_run_is_running(
     api: Client, org: Org, pool: Pool
 ) -> None:
-    wid = uuid.UUID((await create(api, org))["id"])
+    wid = uuid.UUID((await create_workflow(api, org))["id"])
     await pool.execute(
         """INSERT INTO workflow_runs (id, org_id, workflow_id, workflow_version, trigger, status)
            VALUES ($1, $2, $3, 1, 'manual', 'running')""",
@@ -121,7 +92,7 @@ async def test_delete_refuses_while_a_run_is_running(
 async def test_list_paginates_newest_first_and_filters_by_name(
     api: Client, org: Org
 ) -> None:
-    ids = [(await create(api, org, name=f"job {i}"))["id"] for i in range(5)]
+    ids = [(await create_workflow(api, org, name=f"job {i}"))["id"] for i in range(5)]
     seen: list[str] = []
     cursor = None
     while True:
@@ -147,13 +118,13 @@ async def test_list_paginates_newest_first_and_filters_by_name(
 
 
 def _graph_with(**changes: Any) -> dict[str, Any]:
-    graph = copy.deepcopy(GRAPH)
-    graph.update(changes)
-    return graph
+    built = graph()
+    built.update(changes)
+    return built
 
 
-async def _graph_error_fields(api: Client, org: Org, graph: Any) -> list[str]:
-    resp = await api.post("/api/workflows", json={"name": "x", "graph": graph}, headers=org.headers)
+async def _graph_error_fields(api: Client, org: Org, bad: Any) -> list[str]:
+    resp = await api.post("/api/workflows", json={"name": "x", "graph": bad}, headers=org.headers)
     body = await assert_problem(resp, 422)
     return [e["field"] for e in body["errors"]]
 
@@ -173,7 +144,7 @@ async def test_graph_errors_are_located(api: Client, org: Org) -> None:
     ])
     assert await _graph_error_fields(api, org, cycle) == ["graph.edges"]
 
-    bad_action = copy.deepcopy(GRAPH)
+    bad_action = graph()
     bad_action["nodes"][1]["action"] = "teleport"
     assert await _graph_error_fields(api, org, bad_action) == ["graph.nodes[1].action"]
 

@@ -1,0 +1,80 @@
+"""Authentication, organization isolation, health and readiness."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest_asyncio
+from nats.js import JetStreamContext
+
+from services.api.keys import NATS
+from shared.apikeys import create_key, ensure_organization
+from shared.db.pool import Pool
+from shared.settings import Settings
+from tests.conftest import Org
+from tests.integration.test_api_support import (
+    Client,
+    api_client,
+    assert_problem,
+    create_workflow,
+)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def api(settings: Settings, js: JetStreamContext) -> AsyncIterator[Client]:
+    async with api_client(settings) as client:
+        yield client
+
+
+async def test_missing_bad_and_revoked_keys_are_401(api: Client, org: Org, pool: Pool) -> None:
+    body = await assert_problem(await api.get("/api/workflows"), 401)
+    assert "Authorization" in body["detail"]
+    resp = await api.get("/api/workflows", headers={"Authorization": "Bearer fc_nope"})
+    await assert_problem(resp, 401)
+    assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+    resp = await api.get("/api/workflows", headers={"Authorization": f"Basic {org.api_key}"})
+    await assert_problem(resp, 401)
+
+    assert (await api.get("/api/workflows", headers=org.headers)).status == 200
+    await pool.execute("UPDATE api_keys SET revoked_at = now() WHERE org_id = $1", org.id)
+    await assert_problem(await api.get("/api/workflows", headers=org.headers), 401)
+
+
+async def test_key_use_is_recorded(api: Client, org: Org, pool: Pool) -> None:
+    assert (await api.get("/api/schedules", headers=org.headers)).status == 200
+    used = await pool.fetchval("SELECT last_used_at FROM api_keys WHERE org_id = $1", org.id)
+    assert used is not None
+
+
+async def test_another_organizations_objects_are_404(api: Client, org: Org, pool: Pool) -> None:
+    async with pool.acquire() as conn:
+        other_id = await ensure_organization(conn, "someone-else")
+        other = Org(other_id, (await create_key(conn, other_id)).key)
+    theirs = await create_workflow(api, other, name="theirs")
+    wid = theirs["id"]
+    for method, path in [
+        ("GET", f"/api/workflows/{wid}"),
+        ("PATCH", f"/api/workflows/{wid}"),
+        ("DELETE", f"/api/workflows/{wid}"),
+        ("GET", f"/api/workflows/{wid}/schedule"),
+        ("POST", f"/api/workflows/{wid}/runs"),
+    ]:
+        resp = await api.request(method, path, json={}, headers=org.headers)
+        await assert_problem(resp, 404)
+    listed = await (await api.get("/api/workflows", headers=org.headers)).json()
+    assert listed["items"] == []
+    assert (await api.get(f"/api/workflows/{wid}", headers=other.headers)).status == 200
+
+
+async def test_health_and_readiness(api: Client) -> None:
+    resp = await api.get("/healthz")
+    assert (resp.status, await resp.json()) == (200, {"status": "ok"})
+    resp = await api.get("/readyz")
+    assert resp.status == 200
+    assert (await resp.json())["checks"] == {"postgres": "ok", "nats": "ok"}
+
+    await api.app[NATS].close()
+    body = await assert_problem(await api.get("/readyz"), 503)
+    assert body["checks"]["postgres"] == "ok"
+    assert body["checks"]["nats"] != "ok"
+    assert "nats" in body["detail"]
