@@ -20,10 +20,11 @@ wraps it to apply the rule.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
+from functools import cached_property, lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from croniter import CroniterError, croniter
@@ -108,12 +109,13 @@ class CronSchedule:
         return any(f == "*" or f.startswith("*/") for f in fields)
 
     def _iterator(self, local_start: datetime) -> croniter:
-        return croniter(
-            self._normal[0],
-            local_start,
-            hash_id=self.hash_id,
-            second_at_beginning=self.has_seconds,
-        )
+        # Expanding an expression is most of croniter's cost: expand once per
+        # (expression, hash id) and copy the prototype for each new start.
+        text = self._normal[0]
+        hash_id = self.hash_id if "H" in text else None  # only H reads the hash id
+        iterator = copy.copy(_prototype(text, hash_id, self.has_seconds))
+        iterator.set_current(local_start, force=True)
+        return iterator
 
     def validate(self) -> None:
         """Raise CronError if the expression or the zone is not usable."""
@@ -143,7 +145,10 @@ class CronSchedule:
 
     def next_after(self, after: datetime) -> datetime | None:
         """The first fire time strictly after ``after`` (aware), in UTC; None if none."""
-        return next(self.iter_after(after), None)
+        text = self._normal[0]
+        # Many schedules share an expression and fire together: memoise the answer.
+        hash_id = self.hash_id if "H" in text else None
+        return _next_after(text, hash_id, self.timezone, after.astimezone(UTC))
 
     def next_n(self, after: datetime, count: int) -> list[datetime]:
         """The next ``count`` fire times strictly after ``after``, in UTC."""
@@ -204,6 +209,16 @@ class CronSchedule:
             return [_transition_between(tz, early, late)]
         # A repeated time: wildcards on each occurrence, fixed-time jobs on the first.
         return [early, late] if self.repeats_in_overlap else [early]
+
+
+@lru_cache(maxsize=65536)
+def _next_after(text: str, hash_id: str | None, timezone: str, after: datetime) -> datetime | None:
+    return next(CronSchedule(text, timezone, hash_id).iter_after(after), None)
+
+
+@lru_cache(maxsize=8192)
+def _prototype(text: str, hash_id: str | None, seconds: bool) -> croniter:
+    return croniter(text, datetime(2000, 1, 1), hash_id=hash_id, second_at_beginning=seconds)
 
 
 def _offset_bound(tz: ZoneInfo, local: datetime) -> timedelta:

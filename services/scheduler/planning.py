@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
+from croniter import CroniterError
+
 from shared.cron import CronError, CronSchedule
 
 # A fire this late is still on time, not missed: covers a scheduler restart or a
@@ -52,13 +54,13 @@ class Plan:
 
 def plan(schedule: DueSchedule, now: datetime) -> Plan:
     """The fires to create now and the next fire time after ``now``."""
+    cron = CronSchedule(schedule.cron, schedule.timezone, hash_id=schedule.id)
     try:
-        cron = CronSchedule(schedule.cron, schedule.timezone, hash_id=schedule.id)
-        cron.validate()
-    except CronError as exc:
-        # A schedule that cannot be computed stops firing rather than looping hot.
+        due = _due_fires(cron, schedule.next_run_at, now, schedule)
+    except (CronError, CroniterError) as exc:
+        # Validated when written, so only a zone removed from the tz database gets
+        # here: the schedule stops firing rather than looping hot.
         return Plan(error=str(exc))
-    due = _due_fires(cron, schedule.next_run_at, now, schedule)
     on_time = [f for f in due if now - f <= ON_TIME_GRACE]
     late = [f for f in due if now - f > ON_TIME_GRACE]
     window_start = now - timedelta(seconds=schedule.catchup_window_s)
