@@ -12,8 +12,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import structlog
+
+from shared.db.pool import Connection
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # An arbitrary constant: the key of the advisory lock held while migrating.
@@ -48,7 +49,7 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
-async def migrate(conn: asyncpg.Connection, directory: Path = MIGRATIONS_DIR) -> list[int]:
+async def migrate(conn: Connection, directory: Path = MIGRATIONS_DIR) -> list[int]:
     """Apply the migrations not yet applied; return the versions applied now."""
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
     try:
