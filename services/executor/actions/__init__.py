@@ -1,0 +1,90 @@
+"""Actions: the side effects an ``action`` node performs, by name.
+
+An action is ``async def action(ctx: ActionContext, config: dict) -> output``. It gets
+the node's config already rendered (templates resolved), raises
+:class:`~services.executor.errors.StepError` (or :class:`ConfigError` for a config it
+cannot use) to fail the step, and returns a JSON-serialisable output. Retries,
+timeouts and ``on_error`` are the engine's business, not the action's.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from services.executor.errors import ConfigError
+from shared.settings import Settings
+
+LogWriter = Callable[[str, str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ActionContext:
+    """What an action may use: the run's identity, settings, the shared HTTP session,
+    and ``log(level, message)`` which writes a ``run_logs`` row for this node."""
+
+    run_id: uuid.UUID
+    org_id: uuid.UUID
+    workflow_id: uuid.UUID
+    node_id: str
+    settings: Settings
+    http: aiohttp.ClientSession
+    log: LogWriter
+
+    @property
+    def idempotency_key(self) -> str:
+        """Stable across retries and redeliveries of this node in this run."""
+        return f"{self.run_id}:{self.node_id}"
+
+
+Action = Callable[[ActionContext, dict[str, Any]], Awaitable[Any]]
+
+
+def registry() -> dict[str, Action]:
+    """Every action this executor can run, by the name used in graphs."""
+    # Imported here so each action module may import ActionContext from this package.
+    from services.executor.actions import (
+        delay,
+        email_send,
+        http_request,
+        log_message,
+        slack_message,
+    )
+
+    return {
+        "http_request": http_request.run,
+        "log_message": log_message.run,
+        "slack_message": slack_message.run,
+        "delay": delay.run,
+        "email_send": email_send.run,
+    }
+
+
+def lookup(actions: dict[str, Action], name: str) -> Action:
+    """The action called ``name``; a clear step error when there is none."""
+    try:
+        return actions[name]
+    except KeyError:
+        raise ConfigError(f"action {name!r} is not supported by this executor yet") from None
+
+
+def require_str(config: dict[str, Any], key: str) -> str:
+    """``config[key]`` as a non-empty string, or a ConfigError naming ``config.<key>``."""
+    value = config.get(key)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"config.{key} must be a non-empty string")
+    return value
+
+
+def require_number(
+    config: dict[str, Any], key: str, *, default: float, low: float, high: float
+) -> float:
+    """``config[key]`` as a number within ``[low, high]`` (``default`` when absent)."""
+    value = config.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise ConfigError(f"config.{key} must be a number between {low:g} and {high:g}")
+    return float(value)

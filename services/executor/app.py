@@ -1,0 +1,74 @@
+"""The executor service: wiring of pool, NATS, HTTP session and the consumer.
+
+:func:`serve` is what ``python -m services.executor`` runs. :class:`Executor` is the
+same machinery on resources someone else opened; tests run it in-process as a
+background task and set ``stop`` to end it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+
+import aiohttp
+import structlog
+from nats.js import JetStreamContext
+
+from services.executor.consumer import Consumer
+from services.executor.handler import RunHandler
+from shared.db.pool import Pool, open_pool
+from shared.messaging.connection import open_nats
+from shared.messaging.topology import Topology, ensure_topology
+from shared.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+def new_executor_id() -> str:
+    """``host:pid:random``, written to ``workflow_runs.executor_id`` on claim."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Executor:
+    """Consumes and executes runs on the given resources until ``stop`` is set."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pool: Pool,
+        js: JetStreamContext,
+        http: aiohttp.ClientSession,
+        *,
+        executor_id: str | None = None,
+    ) -> None:
+        self.executor_id = executor_id or new_executor_id()
+        self.handler = RunHandler(settings, pool, js, http, executor_id=self.executor_id)
+        self.consumer = Consumer(js, settings, self.handler.handle)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        with structlog.contextvars.bound_contextvars(executor_id=self.executor_id):
+            await self.consumer.run(stop)
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    """Open every resource, execute runs until ``stop``, drain, close in reverse order."""
+    async with (
+        open_pool(
+            settings.database_url,
+            min_size=settings.database_pool_min,
+            max_size=settings.database_pool_max,
+        ) as pool,
+        open_nats(settings.nats_servers, name="flowcron-executor") as nc,
+        aiohttp.ClientSession(raise_for_status=False) as http,
+    ):
+        js = nc.jetstream()
+        await ensure_topology(
+            js,
+            Topology(settings.namespace),
+            ack_wait_s=settings.executor_ack_wait_s,
+            max_deliver=settings.executor_max_deliver,
+        )
+        await Executor(settings, pool, js, http).run(stop)
+        log.info("closing the HTTP session, NATS and the database pool")
