@@ -7,14 +7,15 @@ Errors are located as a client sees them: body fields by their path in the body
 from __future__ import annotations
 
 import uuid
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from services.api.problems import from_validation_error, invalid, parse_json
+from services.api.problems import field_path, from_validation_error, invalid, parse_json
 
 M = TypeVar("M", bound=BaseModel)
+MAX_DEPTH = 64  # levels of JSON nesting a body may have
 
 
 async def read_body(request: web.Request, model: type[M], *, optional: bool = False) -> M:
@@ -31,10 +32,32 @@ async def read_body(request: web.Request, model: type[M], *, optional: bool = Fa
         data = parse_json(raw)
     if not isinstance(data, dict):
         raise invalid("", "the body must be a JSON object")
+    _check_values(data)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise from_validation_error(exc) from None
+
+
+def _check_values(data: dict[str, Any]) -> None:
+    """Refuse what Postgres or the encoder cannot take: U+0000 in text, deep nesting.
+
+    Iterative, so a deeply nested body cannot exhaust the interpreter's stack.
+    """
+    stack: list[tuple[tuple[str | int, ...], Any]] = [((), data)]
+    while stack:
+        path, value = stack.pop()
+        if len(path) > MAX_DEPTH:
+            raise invalid(field_path((), path[:MAX_DEPTH]), f"nested deeper than {MAX_DEPTH}")
+        if isinstance(value, str) and "\x00" in value:
+            raise invalid(field_path((), path), "text may not contain U+0000 (NUL)")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if "\x00" in key:
+                    raise invalid(field_path((), path), "keys may not contain U+0000 (NUL)")
+                stack.append(((*path, key), item))
+        elif isinstance(value, list):
+            stack.extend(((*path, i), item) for i, item in enumerate(value))
 
 
 def read_query(request: web.Request, model: type[M]) -> M:

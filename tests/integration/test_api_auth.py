@@ -1,12 +1,16 @@
-"""Authentication, organization isolation, health and readiness."""
+"""Authentication, organization isolation, health, readiness and the error catch-alls."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
 import pytest_asyncio
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from nats.js import JetStreamContext
+from structlog.testing import capture_logs
 
+from services.api.app import create_app
 from services.api.keys import NATS
 from shared.apikeys import create_key, ensure_organization
 from shared.db.pool import Pool
@@ -78,3 +82,36 @@ async def test_health_and_readiness(api: Client) -> None:
     assert body["checks"]["postgres"] == "ok"
     assert body["checks"]["nats"] != "ok"
     assert "nats" in body["detail"]
+
+
+async def test_unexpected_errors_are_logged_500_problems(
+    settings: Settings, org: Org, js: JetStreamContext
+) -> None:
+    """Only a bug gives a 500; its detail hides the exception, the log has the traceback."""
+    async def boom(request: web.Request) -> web.Response:
+        raise RuntimeError("kaboom")
+
+    app = create_app(settings)
+    app.router.add_get("/api/boom", boom)
+    async with TestClient(TestServer(app)) as client:
+        with capture_logs() as logs:
+            resp = await client.get("/api/boom", headers=org.headers)
+        body = await assert_problem(resp, 500)
+    assert "kaboom" not in body["detail"]
+    errors = [e for e in logs if e["event"] == "unhandled error"]
+    assert errors and errors[0]["exc_info"] is True and errors[0]["path"] == "/api/boom"
+
+
+async def test_bodies_postgres_cannot_store_are_located_422s(api: Client, org: Org) -> None:
+    node = {"id": "s", "type": "trigger", "config": {"note": "a\u0000b"}}
+    body = {"name": "x", "graph": {"nodes": [node]}}
+    problem = await assert_problem(await api.post("/api/workflows", json=body,
+                                                  headers=org.headers), 422)
+    assert problem["errors"][0]["field"] == "graph.nodes[0].config.note"
+    deep: dict[str, object] = {}
+    cursor = deep
+    for _ in range(100):
+        cursor["a"] = cursor = {}
+    resp = await api.post("/api/workflows/00000000-0000-0000-0000-000000000000/runs",
+                          json={"input": deep}, headers=org.headers)
+    await assert_problem(resp, 422)
