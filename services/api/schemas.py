@@ -19,6 +19,7 @@ RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "ti
 StepStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "cancelled"]
 Trigger = Literal["schedule", "manual", "backfill", "retry"]
 MAX_INT = 2**31 - 1  # Postgres integer
+PREVIEW_MAX_YEAR = 9000
 
 
 class Request(BaseModel):
@@ -138,6 +139,15 @@ class ValidateCronIn(Request):
     schedule_id: uuid.UUID | None = Field(
         None, description="Hash H fields as this schedule will (default: a fixed seed)."
     )
+
+
+    @field_validator("start")
+    @classmethod
+    def _start_in_range(cls, value: datetime | None) -> datetime | None:
+        # Fire times are computed by adding to it: keep clear of datetime's year limits.
+        if value is not None and not 1970 <= value.year <= PREVIEW_MAX_YEAR:
+            raise ValueError(f"must be between 1970 and {PREVIEW_MAX_YEAR}")
+        return value
 
 
 class ValidateCronOut(BaseModel):

@@ -80,6 +80,7 @@ async def test_bad_bodies_are_422(api: Client, org: Org) -> None:
         ({"expression": "* * * * *", "count": MAX_PREVIEW + 1}, "count"),
         ({"expression": "* * * * *", "count": 0}, "count"),
         ({"expression": "* * * * *", "start": "yesterday"}, "start"),
+        ({"expression": "@hourly", "start": "9999-12-31T23:00:00Z"}, "start"),
         ({"expression": "* * * * *", "extra": True}, "extra"),
         ({}, "expression"),
     ]:
