@@ -71,7 +71,7 @@ class Consumer:
         free = self._settings.executor_concurrency - len(self._tasks)
         if free <= 0:
             await asyncio.wait(
-                self._tasks, timeout=FETCH_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
+                set(self._tasks), timeout=FETCH_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
             )
             return
         batch = self._limiter.available(free)

@@ -273,6 +273,30 @@ async def test_drain_hands_unfinished_runs_back_to_be_resumed(
     assert steps["call"]["output"]["body"] == {"n": 2}
 
 
+async def test_a_replica_fetches_only_as_many_runs_as_it_has_free_slots(
+    settings: Settings, pool: Pool, js: JetStreamContext, topology: Topology, org: Org
+) -> None:
+    release = asyncio.Event()
+    remote = blocking_remote(release)
+    async with serving(remote), running_executor(settings, pool, js, executor_concurrency=1):
+        workflow_id = await create_workflow(pool, org.id, blocking_graph())
+        messages = [
+            await create_run(
+                pool, org.id, workflow_id, run_input={"url": f"{remote.base_url}/block"}
+            )
+            for _ in range(2)
+        ]
+        for message in messages:
+            await publish(pool, js, topology, message)
+        await wait_for(lambda: _hits(remote, "/block", 1), message="the first call")
+        info = await js.consumer_info(topology.runs_stream, EXECUTORS_CONSUMER)
+        # One run in flight; the other stays in the stream for another replica to take.
+        assert (info.num_ack_pending, info.num_pending) == (1, 1)
+        release.set()
+        runs = [await wait_for_status(pool, m.run_id) for m in messages]
+    assert [r["status"] for r in runs] == ["succeeded", "succeeded"]
+
+
 async def _hits(remote: Remote, path: str, count: int) -> bool:
     return remote.hits[path] >= count
 
