@@ -49,6 +49,7 @@ class Executor:
 
     async def run(self, stop: asyncio.Event) -> None:
         with structlog.contextvars.bound_contextvars(executor_id=self.executor_id):
+            await self.handler.load_limits()
             await self.consumer.run(stop)
 
 

@@ -2,12 +2,14 @@
 
 1. Parse the :class:`RunMessage`. A body that does not parse is terminated (never
    redelivered) and, when its org and workflow can be read, dead-lettered.
-2. Past ``executor_max_deliver`` deliveries: fail the run ("gave up after N
+2. Past ``executor_max_deliver`` deliveries (or the consumer's own limit less one,
+   when that is lower): fail the run ("gave up after N
    deliveries: <last error>"), copy the message to ``<ns>.dlq.<org>.<workflow>`` with a
    ``Flowcron-Error`` header, ack.
 3. Claim the run (:func:`~services.executor.store.claim_run`). No row: the run is
    running elsewhere or finished; ack and drop, so a duplicate never starts it twice.
-4. Execute the graph while a side task sends in-progress acks every ack_wait/3.
+4. Execute the graph while a side task sends in-progress acks every ack_wait/3 (the
+   shorter of the setting and the consumer's real ``ack_wait``).
 5. Finish: final status (and the schedule's counters) in one fenced transaction, ack,
    then the ``run.finished`` event and one summary log line.
 
@@ -37,7 +39,7 @@ from services.executor.errors import LostRun
 from services.executor.events import Events
 from services.executor.steps import StepRunner
 from shared.db.pool import Pool
-from shared.messaging.topology import Topology
+from shared.messaging.topology import EXECUTORS_CONSUMER, Topology
 from shared.models.graph import WorkflowGraph
 from shared.models.messages import RunMessage
 from shared.settings import Settings
@@ -68,6 +70,31 @@ class RunHandler:
         self._topology = Topology(settings.namespace)
         self._events = Events(js, self._topology)
         self._registry = actions.registry()
+        self._ack_wait_s = settings.executor_ack_wait_s
+        self._max_deliver = settings.executor_max_deliver
+
+    async def load_limits(self) -> None:
+        """Align keep-alive and dead-lettering with the consumer as JetStream has it.
+
+        Another process may have declared the shared consumer with other settings; the
+        executor must beat the real ack deadline, and must dead-letter before
+        JetStream's own ``max_deliver`` silently stops delivering.
+        """
+        info = await self._js.consumer_info(self._topology.runs_stream, EXECUTORS_CONSUMER)
+        ack_wait = float(info.config.ack_wait or self._ack_wait_s)
+        max_deliver = info.config.max_deliver or 0
+        self._ack_wait_s = min(self._ack_wait_s, ack_wait)
+        if max_deliver > 0:
+            self._max_deliver = max(1, min(self._max_deliver, max_deliver - 1))
+        if (self._ack_wait_s, self._max_deliver) != (
+            self._settings.executor_ack_wait_s,
+            self._settings.executor_max_deliver,
+        ):
+            log.warning(
+                "consumer declared with other limits; following the stricter ones",
+                ack_wait_s=self._ack_wait_s,
+                max_deliver=self._max_deliver,
+            )
 
     async def handle(self, msg: Msg) -> None:
         try:
@@ -79,7 +106,7 @@ class RunHandler:
         with structlog.contextvars.bound_contextvars(
             run_id=str(message.run_id), workflow_id=str(message.workflow_id)
         ):
-            if delivered > self._settings.executor_max_deliver:
+            if delivered > self._max_deliver:
                 await self._give_up(msg, message, delivered)
                 return
             try:
@@ -147,7 +174,7 @@ class RunHandler:
 
     async def _keep_alive(self, msg: Msg) -> None:
         """In-progress acks so JetStream does not redeliver a run that is alive."""
-        interval = self._settings.executor_ack_wait_s / 3
+        interval = self._ack_wait_s / 3
         while True:
             await asyncio.sleep(interval)
             try:

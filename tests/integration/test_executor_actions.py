@@ -215,3 +215,41 @@ async def test_a_run_cancelled_elsewhere_stops_at_its_next_write(
     steps = await steps_of(pool, message.run_id)
     assert steps["call"]["status"] == "running"  # the fenced write was refused
     assert "next" not in steps
+
+
+async def test_database_query_reads_rows_with_params_and_refuses_writes_when_read_only(
+    settings: Settings, pool: Pool, js: JetStreamContext, topology: Topology, org: Org
+) -> None:
+    read = one_action(
+        "database_query",
+        {
+            "dsn": "{{ input.dsn }}",
+            "query": "SELECT id, name, created_at FROM organizations WHERE id = $1::uuid",
+            "params": ["{{ input.org }}"],
+        },
+    )
+    write = one_action(
+        "database_query",
+        {"dsn": "{{ input.dsn }}", "query": "DELETE FROM organizations"},
+        retry={"max_attempts": 3, "backoff_s": 0},
+    )
+    run_input = {"dsn": settings.database_url, "org": str(org.id)}
+    async with running_executor(settings, pool, js):
+        messages = [
+            await create_run(
+                pool, org.id, await create_workflow(pool, org.id, g), run_input=run_input
+            )
+            for g in (read, write)
+        ]
+        for message in messages:
+            await publish(pool, js, topology, message)
+        read_run, write_run = [await wait_for_status(pool, m.run_id) for m in messages]
+
+    assert read_run["status"] == "succeeded", read_run["error"]
+    [row] = read_run["output"]["act"]["rows"]
+    assert row["id"] == str(org.id)
+    assert isinstance(row["created_at"], str)
+    assert write_run["status"] == "failed"
+    assert "read-only transaction" in write_run["error"]
+    assert settings.database_url not in write_run["error"]
+    assert await pool.fetchval("SELECT count(*) FROM organizations") == 1

@@ -48,6 +48,7 @@ def registry() -> dict[str, Action]:
     """Every action this executor can run, by the name used in graphs."""
     # Imported here so each action module may import ActionContext from this package.
     from services.executor.actions import (
+        database_query,
         delay,
         email_send,
         http_request,
@@ -61,6 +62,7 @@ def registry() -> dict[str, Action]:
         "slack_message": slack_message.run,
         "delay": delay.run,
         "email_send": email_send.run,
+        "database_query": database_query.run,
     }
 
 
