@@ -113,15 +113,21 @@ class RunHandler:
                 await self._claim_and_run(msg, message, redelivered=delivered > 1)
             except Exception as exc:  # the run must survive any fault: nak, resume
                 log.exception("run handling failed; handing the message back", delivered=delivered)
-                with contextlib.suppress(Exception):  # best effort: the reason for a later DLQ
-                    await store.log(
-                        self._pool,
-                        message.run_id,
-                        message.org_id,
-                        "error",
-                        f"executor error: {type(exc).__name__}: {exc}",
-                    )
+                await self._note_error(message, exc)
                 await msg.nak(delay=RETRY_DELAY_S)
+
+    async def _note_error(self, message: RunMessage, exc: Exception) -> None:
+        """Log the fault on the run: it is the reason given if the run is dead-lettered."""
+        try:
+            await store.log(
+                self._pool,
+                message.run_id,
+                message.org_id,
+                "error",
+                f"executor error: {type(exc).__name__}: {exc}",
+            )
+        except Exception as again:  # noqa: BLE001  # the database may be what failed; nak anyway
+            log.warning("could not record the error on the run", error=repr(again))
 
     async def _claim_and_run(self, msg: Msg, message: RunMessage, *, redelivered: bool) -> None:
         run = await store.claim_run(
