@@ -12,6 +12,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 
+import asyncpg
 import structlog
 
 from shared.logging import configure_logging
@@ -41,8 +42,11 @@ def run_service(name: str, serve: Serve) -> int:
     log.info("starting", namespace=settings.namespace)
     try:
         asyncio.run(_main(serve, settings))
-    except (OSError, ConnectionError) as exc:
-        log.error("cannot start: a server is unreachable", error=str(exc))
+    except (OSError, ConnectionError, asyncpg.PostgresError) as exc:
+        # Unreachable servers, a database that does not exist, bad credentials:
+        # one clear line rather than a traceback.
+        log.error("cannot start: a server refused or is unreachable", error=str(exc))
+        sys.stderr.write(f"flowcron {name}: cannot start: {exc}\n")
         return 1
     log.info("stopped")
     return 0
