@@ -3,6 +3,8 @@
 ``FLOWCRON_TEST_DATABASE_URL`` / ``FLOWCRON_TEST_NATS_URL`` name servers explicitly.
 Otherwise a server answering on the default port (127.0.0.1:5432, 127.0.0.1:4222) is
 used, and failing that an embedded one is started for the session.
+``FLOWCRON_TEST_EMBEDDED=1`` skips the probes: the embedded servers are used even when
+the machine has its own (how a bare machine is checked on one that is not bare).
 """
 
 from __future__ import annotations
@@ -24,17 +26,18 @@ class Servers:
 
 @contextmanager
 def test_servers(workdir: Path) -> Iterator[Servers]:
+    forced = os.environ.get("FLOWCRON_TEST_EMBEDDED") == "1"
     with ExitStack() as stack:
         pg_url = os.environ.get("FLOWCRON_TEST_DATABASE_URL")
         if not pg_url:
-            if port_open("127.0.0.1", 5432):
+            if not forced and port_open("127.0.0.1", 5432):
                 pg_url = "postgresql://postgres@127.0.0.1:5432/postgres"
             else:
                 pg = stack.enter_context(EmbeddedPostgres(workdir / "pg").start())
                 pg_url = pg.url
         nats_url = os.environ.get("FLOWCRON_TEST_NATS_URL")
         if not nats_url:
-            if port_open("127.0.0.1", 4222):
+            if not forced and port_open("127.0.0.1", 4222):
                 nats_url = "nats://127.0.0.1:4222"
             else:
                 nats = stack.enter_context(EmbeddedNats(workdir / "nats").start())
