@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -109,7 +110,10 @@ class EmbeddedPostgres(_Child):
 
     def start(self) -> EmbeddedPostgres:
         try:
-            from pgserver import _commands  # optional dependency
+            with warnings.catch_warnings():
+                # pgserver asks platformdirs for a runtime dir at import; we do not use it.
+                warnings.simplefilter("ignore")
+                from pgserver import _commands
         except ImportError as exc:
             raise EmbeddedError("embedded Postgres needs `pip install flowcron[embedded]`") from exc
         bin_dir: Path = _commands.POSTGRES_BIN_PATH
