@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import asyncpg
+import nats.errors
 import structlog
 from aiohttp import web
 
@@ -67,15 +69,45 @@ def create_app(settings: Settings) -> web.Application:
     return app
 
 
-async def serve(settings: Settings, stop: asyncio.Event) -> None:
-    """Listen on ``api_host:api_port`` until ``stop`` is set, then clean up."""
-    runner = web.AppRunner(create_app(settings), access_log=None, handle_signals=False)
-    await runner.setup()
+async def _start(runner: web.AppRunner, stop: asyncio.Event) -> bool:
+    """Open the resources; False when ``stop`` is set first.
+
+    Connecting waits for servers that do not answer yet, so a SIGTERM must be able to
+    end the wait, or a service started before its servers could not be stopped.
+    """
+    setup = asyncio.ensure_future(runner.setup())
+    stopped = asyncio.ensure_future(stop.wait())
     try:
+        await asyncio.wait({setup, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if not setup.done():
+        setup.cancel()
+        await asyncio.wait({setup})
+        log.info("stopped while connecting to Postgres and NATS")
+        return False
+    try:
+        setup.result()
+    except (asyncpg.PostgresError, nats.errors.Error) as exc:
+        # run_service reports ConnectionError as one line ("a server is unreachable").
+        raise ConnectionError(f"{type(exc).__name__}: {exc}") from exc
+    return True
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    """Listen on ``api_host:api_port`` until ``stop`` is set, then clean up.
+
+    Shutdown: stop listening, let open requests finish (aiohttp's shutdown timeout),
+    then close NATS (drained) and the pool, in reverse order of opening.
+    """
+    runner = web.AppRunner(create_app(settings), access_log=None, handle_signals=False)
+    try:
+        if not await _start(runner, stop):
+            return
         site = web.TCPSite(runner, settings.api_host, settings.api_port)
         await site.start()
         log.info("listening", address=f"http://{settings.api_host}:{settings.api_port}")
         await stop.wait()
-        log.info("stopping: closing the listener and open requests")
+        log.info("stopping: closing the listener, finishing open requests")
     finally:
         await runner.cleanup()
