@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from nats.js import JetStreamContext
 from structlog.testing import capture_logs
 
-from services.api.app import create_app
+from services.api.app import create_app, serve
 from services.api.keys import NATS
 from shared.apikeys import create_key, ensure_organization
 from shared.db.pool import Pool
@@ -22,6 +25,7 @@ from tests.integration.test_api_support import (
     assert_problem,
     create_workflow,
 )
+from tests.waiting import wait_for
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -115,3 +119,28 @@ async def test_bodies_postgres_cannot_store_are_located_422s(api: Client, org: O
     resp = await api.post("/api/workflows/00000000-0000-0000-0000-000000000000/runs",
                           json={"input": deep}, headers=org.headers)
     await assert_problem(resp, 422)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def test_serve_listens_until_stopped(settings: Settings, js: JetStreamContext) -> None:
+    port = _free_port()
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(settings.model_copy(update={"api_port": port}), stop))
+    async with aiohttp.ClientSession() as session:
+
+        async def healthy() -> bool:
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                    return resp.status == 200
+            except aiohttp.ClientConnectionError:
+                return False
+
+        await wait_for(healthy, message="the API to listen")
+    stop.set()
+    await asyncio.wait_for(task, timeout=10)
