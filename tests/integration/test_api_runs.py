@@ -179,3 +179,39 @@ async def test_run_detail_with_steps_and_logs(api: Client, org: Org, pool: Pool)
     await assert_problem(await api.get(f"/api/runs/{uuid.uuid4()}/logs", headers=org.headers), 404)
     resp = await api.get("/api/runs/123", headers=org.headers)
     assert (await assert_problem(resp, 422))["errors"][0]["field"] == "id"
+
+
+async def test_cancel_and_retry(
+    api: Client, org: Org, pool: Pool, js: JetStreamContext, topology: Topology
+) -> None:
+    wid = (await create_workflow(api, org))["id"]
+    run = await (await api.post(
+        f"/api/workflows/{wid}/runs", json={"input": {"x": 1}}, headers=org.headers
+    )).json()
+    rid = uuid.UUID(run["id"])
+    await pool.execute("UPDATE workflow_runs SET status = 'running' WHERE id = $1", rid)
+    await pool.execute(
+        """INSERT INTO run_steps (run_id, node_id, org_id, node_type, status, started_at)
+           VALUES ($1, 'fetch', $2, 'action', 'running', now())""",
+        rid, org.id,
+    )
+    retry_path = f"/api/runs/{rid}/retry"
+    body = await assert_problem(await api.post(retry_path, headers=org.headers), 409)
+    assert "running" in body["detail"]
+
+    resp = await api.post(f"/api/runs/{rid}/cancel", headers=org.headers)
+    assert resp.status == 200, await resp.text()
+    cancelled = await resp.json()
+    assert cancelled["status"] == "cancelled" and cancelled["finished_at"] is not None
+    step = await pool.fetchrow("SELECT status, finished_at FROM run_steps WHERE run_id = $1", rid)
+    assert step is not None and step["status"] == "cancelled" and step["finished_at"]
+    await assert_problem(await api.post(f"/api/runs/{rid}/cancel", headers=org.headers), 409)
+
+    resp = await api.post(retry_path, headers=org.headers)
+    assert resp.status == 201, await resp.text()
+    retry = await resp.json()
+    assert retry["id"] != run["id"]
+    assert (retry["trigger"], retry["status"], retry["input"]) == ("retry", "queued", {"x": 1})
+    assert await _stream_count(js, topology) == 2
+    for path in (f"/api/runs/{uuid.uuid4()}/cancel", f"/api/runs/{uuid.uuid4()}/retry"):
+        await assert_problem(await api.post(path, headers=org.headers), 404)

@@ -52,6 +52,31 @@ WHERE r.org_id = $1
 ORDER BY r.created_at DESC, r.id DESC
 LIMIT $7
 """
+# Cancelling is a status change: the executor's writes are fenced on status 'running',
+# so a running run's executor stops at its next write, and a queued run is never claimed.
+_CANCEL = """
+UPDATE workflow_runs
+SET status = 'cancelled', error = coalesce(error, 'cancelled by request'),
+    finished_at = clock_timestamp()
+WHERE id = $1 AND org_id = $2 AND status IN ('queued', 'running')
+RETURNING id
+"""
+_CANCEL_STEPS = """
+UPDATE run_steps
+SET status = 'cancelled', error = coalesce(error, 'run cancelled'),
+    finished_at = coalesce(finished_at, clock_timestamp())
+WHERE run_id = $1 AND org_id = $2 AND status IN ('pending', 'running')
+"""
+# A retry is a new run of the same workflow and input at the workflow's current version.
+_INSERT_RETRY = f"""
+INSERT INTO workflow_runs AS r
+    (id, org_id, workflow_id, workflow_version, trigger, status, input)
+SELECT $1, o.org_id, o.workflow_id, w.version, 'retry', 'queued', o.input
+FROM workflow_runs o JOIN workflows w ON w.id = o.workflow_id
+WHERE o.id = $2 AND o.org_id = $3
+  AND o.status IN ('succeeded', 'failed', 'cancelled', 'timed_out')
+RETURNING {COLUMNS}
+"""
 _LOGS = """
 SELECT id, run_id, node_id, level, message, data, created_at FROM run_logs
 WHERE run_id = $1 AND org_id = $2
@@ -110,6 +135,21 @@ async def list_page(
     return await pool.fetch(
         _LIST, org_id, workflow_id, schedule_id, status, created, last_id, limit
     )
+
+
+async def cancel(pool: Pool, org_id: uuid.UUID, run_id: uuid.UUID) -> bool:
+    """Cancel a queued or running run and its unfinished steps; False if it had ended."""
+    async with pool.acquire() as conn, conn.transaction():
+        if await conn.fetchval(_CANCEL, run_id, org_id) is None:
+            return False
+        await conn.execute(_CANCEL_STEPS, run_id, org_id)
+    return True
+
+
+async def create_retry(pool: Pool, org_id: uuid.UUID, run_id: uuid.UUID) -> asyncpg.Record | None:
+    """A new queued run repeating a finished one; None if it is missing or not finished."""
+    row: asyncpg.Record | None = await pool.fetchrow(_INSERT_RETRY, uuid.uuid4(), run_id, org_id)
+    return row
 
 
 async def logs(

@@ -20,7 +20,7 @@ from services.api.pagination import (
     encode_time_cursor,
     split_page,
 )
-from services.api.problems import invalid, not_found
+from services.api.problems import Problem, invalid, not_found
 from services.api.queries import runs as sql
 from services.api.schemas import (
     LogListQuery,
@@ -79,11 +79,49 @@ async def start_run(request: web.Request) -> web.Response:
         if row["input"] != body.input:
             raise invalid(IDEMPOTENCY_HEADER, "already used for this workflow with another input")
         return json_response(RunOut.model_validate(dict(row)), status=200)
+    return _created(await _publish_and_read(request, row))
+
+
+async def _publish_and_read(request: web.Request, row: asyncpg.Record) -> RunOut:
+    """Publish a committed run (outbox) and read it back with its ``published_at``."""
+    pool = request.app[POOL]
     await dispatch(pool, request.app[JETSTREAM], request.app[TOPOLOGY], [_message(row)])
-    published = await sql.get(pool, org, row["id"])
-    response = json_response(RunOut.model_validate(dict(published or row)), status=201)
-    response.headers["Location"] = f"/api/runs/{row['id']}"
+    published = await sql.get(pool, org_id(request), row["id"])
+    return RunOut.model_validate(dict(published or row))
+
+
+def _created(run: RunOut) -> web.Response:
+    response = json_response(run, status=201)
+    response.headers["Location"] = f"/api/runs/{run.id}"
     return response
+
+
+@routes.post("/api/runs/{id}/cancel")
+async def cancel_run(request: web.Request) -> web.Response:
+    """Cancel a queued or running run: 200 with the run, 409 if it had already ended."""
+    run_id = path_id(request)
+    pool, org = request.app[POOL], org_id(request)
+    cancelled = await sql.cancel(pool, org, run_id)
+    row = await sql.get(pool, org, run_id)
+    if row is None:
+        raise not_found("run")
+    if not cancelled:
+        raise Problem(409, "run-finished", f"the run has already ended ({row['status']})")
+    return json_response(RunOut.model_validate(dict(row)))
+
+
+@routes.post("/api/runs/{id}/retry")
+async def retry_run(request: web.Request) -> web.Response:
+    """A new run (trigger ``retry``) with the same input: 201, or 409 if still going."""
+    run_id = path_id(request)
+    pool, org = request.app[POOL], org_id(request)
+    row = await sql.create_retry(pool, org, run_id)
+    if row is None:
+        original = await sql.get(pool, org, run_id)
+        if original is None:
+            raise not_found("run")
+        raise Problem(409, "run-not-finished", f"the run is still {original['status']}")
+    return _created(await _publish_and_read(request, row))
 
 
 @routes.get("/api/runs")
