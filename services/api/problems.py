@@ -176,8 +176,9 @@ def parse_json(body: bytes) -> Any:
         raise Problem(400, "malformed-json", "the body is not UTF-8") from None
     except json.JSONDecodeError as exc:
         raise Problem(
-            400, "malformed-json", f"malformed JSON at line {exc.lineno} column {exc.colno}: "
-            f"{exc.msg}"
+            400,
+            "malformed-json",
+            f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
         ) from None
     except ValueError as exc:
         raise Problem(400, "malformed-json", str(exc)) from None

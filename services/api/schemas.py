@@ -140,7 +140,6 @@ class ValidateCronIn(Request):
         None, description="Hash H fields as this schedule will (default: a fixed seed)."
     )
 
-
     @field_validator("start")
     @classmethod
     def _start_in_range(cls, value: datetime | None) -> datetime | None:

@@ -76,7 +76,7 @@ def services(settings: Settings, js: object, tmp_path: Path) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 code = proc.wait()
-            assert code == 0, f"{proc.args} exited with {code}; logs in {tmp_path}"
+            assert code == 0, f"{proc.args!r} exited with {code}; logs in {tmp_path}"
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -127,10 +127,10 @@ async def test_an_every_second_schedule_runs_through_the_whole_pipeline(
         logs = (await response.json())["items"]
     assert any("n=3" in entry["message"] for entry in logs)
 
-    async def counted() -> dict[str, Any] | None:
+    async def counted() -> dict[str, Any]:
         async with http.get("/api/schedules") as response:
             (item,) = (await response.json())["items"]
-            return item if item["successful_runs"] >= 3 else None
+            return item if item["successful_runs"] >= 3 else {}
 
     counters = await wait_for(counted, timeout=10, message="the schedule's counters")
     assert counters["total_runs"] >= counters["successful_runs"] >= 3

@@ -92,6 +92,7 @@ async def test_unexpected_errors_are_logged_500_problems(
     settings: Settings, org: Org, js: JetStreamContext
 ) -> None:
     """Only a bug gives a 500; its detail hides the exception, the log has the traceback."""
+
     async def boom(request: web.Request) -> web.Response:
         raise RuntimeError("kaboom")
 
@@ -109,15 +110,19 @@ async def test_unexpected_errors_are_logged_500_problems(
 async def test_bodies_postgres_cannot_store_are_located_422s(api: Client, org: Org) -> None:
     node = {"id": "s", "type": "trigger", "config": {"note": "a\u0000b"}}
     body = {"name": "x", "graph": {"nodes": [node]}}
-    problem = await assert_problem(await api.post("/api/workflows", json=body,
-                                                  headers=org.headers), 422)
+    problem = await assert_problem(
+        await api.post("/api/workflows", json=body, headers=org.headers), 422
+    )
     assert problem["errors"][0]["field"] == "graph.nodes[0].config.note"
     deep: dict[str, object] = {}
     cursor = deep
     for _ in range(100):
         cursor["a"] = cursor = {}
-    resp = await api.post("/api/workflows/00000000-0000-0000-0000-000000000000/runs",
-                          json={"input": deep}, headers=org.headers)
+    resp = await api.post(
+        "/api/workflows/00000000-0000-0000-0000-000000000000/runs",
+        json={"input": deep},
+        headers=org.headers,
+    )
     await assert_problem(resp, 422)
 
 

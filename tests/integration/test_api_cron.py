@@ -36,7 +36,11 @@ def _instants(values: list[str]) -> list[datetime]:
 
 async def test_five_fields_across_a_dst_change(api: Client, org: Org) -> None:
     out = await _validate(
-        api, org, expression="30 1 * * *", timezone="America/New_York", count=2,
+        api,
+        org,
+        expression="30 1 * * *",
+        timezone="America/New_York",
+        count=2,
         start="2026-10-31T12:00:00Z",
     )
     assert out["valid"] is True and out["error"] is None
@@ -54,7 +58,9 @@ async def test_six_fields_have_seconds_first(api: Client, org: Org) -> None:
     )
     assert out["description"] == "Every 15 seconds"
     assert out["next_runs"] == [
-        "2026-01-01T00:00:15Z", "2026-01-01T00:00:30Z", "2026-01-01T00:00:45Z",
+        "2026-01-01T00:00:15Z",
+        "2026-01-01T00:00:30Z",
+        "2026-01-01T00:00:45Z",
     ]
 
 

@@ -77,8 +77,9 @@ async def test_idempotency_key_returns_the_same_run(
     assert (await assert_problem(resp, 422))["errors"][0]["field"] == "Idempotency-Key"
     resp = await api.post(path, json={"inputs": {}}, headers=org.headers)
     assert (await assert_problem(resp, 422))["errors"][0]["field"] == "inputs"
-    await assert_problem(await api.post(f"/api/workflows/{uuid.uuid4()}/runs",
-                                        headers=org.headers), 404)
+    await assert_problem(
+        await api.post(f"/api/workflows/{uuid.uuid4()}/runs", headers=org.headers), 404
+    )
 
 
 async def _insert_run(
@@ -89,8 +90,13 @@ async def _insert_run(
         """INSERT INTO workflow_runs (id, org_id, workflow_id, workflow_version, trigger,
                schedule_id, scheduled_for, status, created_at)
            VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $6)""",
-        run_id, org.id, uuid.UUID(wid), "schedule" if schedule else "manual", schedule,
-        created, status,
+        run_id,
+        org.id,
+        uuid.UUID(wid),
+        "schedule" if schedule else "manual",
+        schedule,
+        created,
+        status,
     )
     return str(run_id)
 
@@ -138,7 +144,10 @@ async def test_run_detail_with_steps_and_logs(api: Client, org: Org, pool: Pool)
     run_id = await _insert_run(pool, org, wid, "succeeded", t0, None)
     await pool.execute(
         "UPDATE workflow_runs SET started_at = $2, finished_at = $3, output = $4 WHERE id = $1",
-        uuid.UUID(run_id), t0, t0 + timedelta(seconds=2.5), {"ok": True},
+        uuid.UUID(run_id),
+        t0,
+        t0 + timedelta(seconds=2.5),
+        {"ok": True},
     )
     steps = [
         ("log", "action", "skipped", None, None),
@@ -149,13 +158,23 @@ async def test_run_detail_with_steps_and_logs(api: Client, org: Org, pool: Pool)
         await pool.execute(
             """INSERT INTO run_steps (run_id, node_id, org_id, node_type, status, started_at,
                    finished_at, output) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
-            uuid.UUID(run_id), node, org.id, kind, status, started, finished, {"node": node},
+            uuid.UUID(run_id),
+            node,
+            org.id,
+            kind,
+            status,
+            started,
+            finished,
+            {"node": node},
         )
     for i in range(5):
         await pool.execute(
             "INSERT INTO run_logs (run_id, org_id, node_id, level, message) "
             "VALUES ($1, $2, $3, 'info', $4)",
-            uuid.UUID(run_id), org.id, "fetch" if i % 2 else None, f"line {i}",
+            uuid.UUID(run_id),
+            org.id,
+            "fetch" if i % 2 else None,
+            f"line {i}",
         )
 
     run = await (await api.get(f"/api/runs/{run_id}", headers=org.headers)).json()
@@ -167,9 +186,9 @@ async def test_run_detail_with_steps_and_logs(api: Client, org: Org, pool: Pool)
     path = f"/api/runs/{run_id}/logs"
     page = await (await api.get(path, params={"limit": "3"}, headers=org.headers)).json()
     assert [line["message"] for line in page["items"]] == ["line 0", "line 1", "line 2"]
-    rest = await (await api.get(
-        path, params={"cursor": page["next_cursor"]}, headers=org.headers
-    )).json()
+    rest = await (
+        await api.get(path, params={"cursor": page["next_cursor"]}, headers=org.headers)
+    ).json()
     assert [line["message"] for line in rest["items"]] == ["line 3", "line 4"]
     assert rest["next_cursor"] is None
     fetch = await (await api.get(path, params={"node_id": "fetch"}, headers=org.headers)).json()
@@ -185,15 +204,16 @@ async def test_cancel_and_retry(
     api: Client, org: Org, pool: Pool, js: JetStreamContext, topology: Topology
 ) -> None:
     wid = (await create_workflow(api, org))["id"]
-    run = await (await api.post(
-        f"/api/workflows/{wid}/runs", json={"input": {"x": 1}}, headers=org.headers
-    )).json()
+    run = await (
+        await api.post(f"/api/workflows/{wid}/runs", json={"input": {"x": 1}}, headers=org.headers)
+    ).json()
     rid = uuid.UUID(run["id"])
     await pool.execute("UPDATE workflow_runs SET status = 'running' WHERE id = $1", rid)
     await pool.execute(
         """INSERT INTO run_steps (run_id, node_id, org_id, node_type, status, started_at)
            VALUES ($1, 'fetch', $2, 'action', 'running', now())""",
-        rid, org.id,
+        rid,
+        org.id,
     )
     retry_path = f"/api/runs/{rid}/retry"
     body = await assert_problem(await api.post(retry_path, headers=org.headers), 409)

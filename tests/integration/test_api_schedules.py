@@ -49,7 +49,9 @@ async def test_create_read_toggle_delete(api: Client, org: Org, pool: Pool) -> N
     )
     assert status == 201
     assert (created["cron"], created["timezone"], created["enabled"]) == (
-        "30 1 * * *", "America/New_York", True,
+        "30 1 * * *",
+        "America/New_York",
+        True,
     )
     assert created["description"] == "At 01:30"
     assert created["workflow_id"] == wid and created["is_default"] is True
@@ -130,17 +132,19 @@ async def test_list_shows_counters_and_success_rate(api: Client, org: Org, pool:
     _, s1 = await _schedule(api, org, first["id"], cron="@hourly")
     _, s2 = await _schedule(api, org, second["id"], cron="0 9 * * 1-5", timezone="Europe/Paris")
     _, s3 = await _schedule(api, org, third["id"], cron="H * * * *")
-    counters = "UPDATE workflow_schedules SET total_runs = $2, successful_runs = $3, " \
+    counters = (
+        "UPDATE workflow_schedules SET total_runs = $2, successful_runs = $3, "
         "failed_runs = $4 WHERE id = $1"
+    )
     await pool.execute(counters, uuid.UUID(s1["id"]), 5, 3, 1)
     await pool.execute(counters, uuid.UUID(s2["id"]), 2, 0, 2)
 
     resp = await api.get("/api/schedules", params={"limit": "2"}, headers=org.headers)
     page = await resp.json()
     assert [s["id"] for s in page["items"]] == [s3["id"], s2["id"]]
-    rest = await (await api.get(
-        "/api/schedules", params={"cursor": page["next_cursor"]}, headers=org.headers
-    )).json()
+    rest = await (
+        await api.get("/api/schedules", params={"cursor": page["next_cursor"]}, headers=org.headers)
+    ).json()
     assert rest["next_cursor"] is None
     by_id = {s["id"]: s for s in [*page["items"], *rest["items"]]}
     one, two, three = by_id[s1["id"]], by_id[s2["id"]], by_id[s3["id"]]
@@ -150,13 +154,27 @@ async def test_list_shows_counters_and_success_rate(api: Client, org: Org, pool:
     assert two["success_rate"] == 0.0
     assert three["success_rate"] is None
     for item in by_id.values():
-        assert {"id", "workflow_id", "workflow_name", "name", "cron", "description", "timezone",
-                "enabled", "input", "next_run_at", "last_run_at", "total_runs",
-                "successful_runs", "failed_runs", "success_rate"} <= item.keys()
+        assert {
+            "id",
+            "workflow_id",
+            "workflow_name",
+            "name",
+            "cron",
+            "description",
+            "timezone",
+            "enabled",
+            "input",
+            "next_run_at",
+            "last_run_at",
+            "total_runs",
+            "successful_runs",
+            "failed_runs",
+            "success_rate",
+        } <= item.keys()
 
-    filtered = await (await api.get(
-        "/api/schedules", params={"workflow_id": second["id"]}, headers=org.headers
-    )).json()
+    filtered = await (
+        await api.get("/api/schedules", params={"workflow_id": second["id"]}, headers=org.headers)
+    ).json()
     assert [s["id"] for s in filtered["items"]] == [s2["id"]]
     resp = await api.get("/api/schedules", params={"workflow_id": "x"}, headers=org.headers)
     assert (await assert_problem(resp, 422))["errors"][0]["field"] == "workflow_id"

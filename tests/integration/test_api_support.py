@@ -19,8 +19,12 @@ Client = TestClient[web.Request, web.Application]
 GRAPH: dict[str, Any] = {
     "nodes": [
         {"id": "start", "type": "trigger"},
-        {"id": "fetch", "type": "action", "action": "http_request",
-         "config": {"method": "GET", "url": "https://example.org"}},
+        {
+            "id": "fetch",
+            "type": "action",
+            "action": "http_request",
+            "config": {"method": "GET", "url": "https://example.org"},
+        },
         {"id": "ok", "type": "condition", "config": {"expression": "true"}},
         {"id": "log", "type": "action", "action": "log_message", "config": {"message": "hi"}},
     ],

@@ -48,7 +48,8 @@ async def test_crud_round_trip_bumps_versions(api: Client, org: Org, pool: Pool)
     changed = graph()
     changed["nodes"][3]["config"]["message"] = "changed"
     resp = await api.patch(
-        f"/api/workflows/{wid}", json={"graph": changed, "max_concurrency": None},
+        f"/api/workflows/{wid}",
+        json={"graph": changed, "max_concurrency": None},
         headers=org.headers,
     )
     patched = await resp.json()
@@ -76,22 +77,20 @@ async def test_crud_round_trip_bumps_versions(api: Client, org: Org, pool: Pool)
     assert await pool.fetchval("SELECT count(*) FROM workflow_versions") == 0
 
 
-async def test_delete_refuses_while_a_run_is_running(
-    api: Client, org: Org, pool: Pool
-) -> None:
+async def test_delete_refuses_while_a_run_is_running(api: Client, org: Org, pool: Pool) -> None:
     wid = uuid.UUID((await create_workflow(api, org))["id"])
     await pool.execute(
         """INSERT INTO workflow_runs (id, org_id, workflow_id, workflow_version, trigger, status)
            VALUES ($1, $2, $3, 1, 'manual', 'running')""",
-        uuid.uuid4(), org.id, wid,
+        uuid.uuid4(),
+        org.id,
+        wid,
     )
     body = await assert_problem(await api.delete(f"/api/workflows/{wid}", headers=org.headers), 409)
     assert "running" in body["detail"]
 
 
-async def test_list_paginates_newest_first_and_filters_by_name(
-    api: Client, org: Org
-) -> None:
+async def test_list_paginates_newest_first_and_filters_by_name(api: Client, org: Org) -> None:
     ids = [(await create_workflow(api, org, name=f"job {i}"))["id"] for i in range(5)]
     seen: list[str] = []
     cursor = None
@@ -133,15 +132,22 @@ async def test_graph_errors_are_located(api: Client, org: Org) -> None:
     unknown = _graph_with(edges=[{"from": "start", "to": "fetch"}, {"from": "fetch", "to": "zz"}])
     assert await _graph_error_fields(api, org, unknown) == ["graph.edges[1].to"]
 
-    branch = _graph_with(edges=[
-        {"from": "start", "to": "fetch"}, {"from": "fetch", "to": "log", "branch": "true"},
-    ])
+    branch = _graph_with(
+        edges=[
+            {"from": "start", "to": "fetch"},
+            {"from": "fetch", "to": "log", "branch": "true"},
+        ]
+    )
     assert await _graph_error_fields(api, org, branch) == ["graph.edges[1].branch"]
 
-    cycle = _graph_with(edges=[
-        {"from": "start", "to": "fetch"}, {"from": "fetch", "to": "ok"},
-        {"from": "ok", "to": "log", "branch": "true"}, {"from": "log", "to": "fetch"},
-    ])
+    cycle = _graph_with(
+        edges=[
+            {"from": "start", "to": "fetch"},
+            {"from": "fetch", "to": "ok"},
+            {"from": "ok", "to": "log", "branch": "true"},
+            {"from": "log", "to": "fetch"},
+        ]
+    )
     assert await _graph_error_fields(api, org, cycle) == ["graph.edges"]
 
     bad_action = graph()

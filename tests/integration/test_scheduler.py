@@ -55,6 +55,7 @@ async def test_a_due_schedule_fires_once(
     assert run["input"] == {"x": 1}
     assert run["published_at"] is not None
     schedule = await pool.fetchrow("SELECT * FROM workflow_schedules WHERE id = $1", schedule_id)
+    assert schedule is not None
     assert schedule["next_run_at"] == due + timedelta(minutes=1)
     assert schedule["last_run_at"] == due
     assert schedule["total_runs"] == 1

@@ -36,12 +36,16 @@ SELECT {COLUMNS} FROM workflow_runs r
 WHERE r.workflow_id = $1 AND r.org_id = $2 AND r.idempotency_key = $3
 """
 _GET = f"SELECT {COLUMNS} FROM workflow_runs r WHERE r.id = $1 AND r.org_id = $2"
-_STEPS = """
+_STEPS = (
+    """
 SELECT node_id, node_type, status, attempt, input, output, error, started_at, finished_at,
-""" + _DURATION.format(t="s") + """
+"""
+    + _DURATION.format(t="s")
+    + """
 FROM run_steps s WHERE s.run_id = $1 AND s.org_id = $2
 ORDER BY s.started_at NULLS LAST, s.node_id
 """
+)
 _LIST = f"""
 SELECT {COLUMNS} FROM workflow_runs r
 WHERE r.org_id = $1

@@ -94,8 +94,15 @@ async def insert_default(
     values: dict[str, Any],
 ) -> None:
     await conn.execute(
-        _INSERT_DEFAULT, schedule_id, org_id, workflow_id, values["cron"], values["timezone"],
-        values["enabled"], values["input"], values["next_run_at"],
+        _INSERT_DEFAULT,
+        schedule_id,
+        org_id,
+        workflow_id,
+        values["cron"],
+        values["timezone"],
+        values["enabled"],
+        values["input"],
+        values["next_run_at"],
     )
 
 
@@ -108,8 +115,15 @@ async def update(
     reset_failures: bool,
 ) -> None:
     await conn.execute(
-        _UPDATE, schedule_id, org_id, values["cron"], values["timezone"], values["enabled"],
-        values["input"], values["next_run_at"], reset_failures,
+        _UPDATE,
+        schedule_id,
+        org_id,
+        values["cron"],
+        values["timezone"],
+        values["enabled"],
+        values["input"],
+        values["next_run_at"],
+        reset_failures,
     )
 
 

@@ -89,8 +89,14 @@ async def update(
             version += 1
             await conn.execute(_INSERT_VERSION, workflow_id, version, org_id, merged["graph"])
         row: asyncpg.Record | None = await conn.fetchrow(
-            _UPDATE, workflow_id, org_id, merged["name"], merged["description"],
-            merged["graph"], merged["max_concurrency"], version,
+            _UPDATE,
+            workflow_id,
+            org_id,
+            merged["name"],
+            merged["description"],
+            merged["graph"],
+            merged["max_concurrency"],
+            version,
         )
     return row
 
@@ -126,5 +132,6 @@ async def versions(pool: Pool, org_id: uuid.UUID, workflow_id: uuid.UUID) -> lis
     return await pool.fetch(
         """SELECT version, graph, created_at FROM workflow_versions
            WHERE workflow_id = $1 AND org_id = $2 ORDER BY version""",
-        workflow_id, org_id,
+        workflow_id,
+        org_id,
     )

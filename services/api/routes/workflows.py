@@ -104,7 +104,8 @@ async def delete_workflow(request: web.Request) -> web.Response:
         raise not_found("workflow")
     if outcome == "busy":
         raise Problem(
-            409, "workflow-busy",
+            409,
+            "workflow-busy",
             "the workflow has running runs; wait for them to finish or cancel them first",
         )
     return web.Response(status=204)
