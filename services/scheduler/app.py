@@ -35,5 +35,5 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             max_deliver=settings.executor_max_deliver,
         )
         log.info("scheduler ready")
-        await Ticker(settings, pool, js, wakeup).run(stop)
+        await Ticker(settings, pool, js, wakeup, nc=nc).run(stop)
         log.info("scheduler loop stopped; closing connections")

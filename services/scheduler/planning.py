@@ -26,6 +26,8 @@ ON_TIME_GRACE = timedelta(seconds=60)
 # Fire times looked at one by one before jumping ahead (a per-second schedule that
 # was down for a day would otherwise mean 86,400 iterations).
 _MAX_SCAN = 1000
+# Missed fires written one by one to the decision history; beyond, one summary line.
+MAX_MISSED_RECORDED = 100
 
 CatchupPolicy = Literal["skip", "latest", "all"]
 
@@ -47,7 +49,9 @@ class DueSchedule:
 @dataclass
 class Plan:
     fires: list[datetime] = field(default_factory=list)
+    caught_up: int = 0  # how many of ``fires`` (the first ones) are late catch-up fires
     missed: int = 0
+    missed_fires: list[datetime] = field(default_factory=list)  # the first missed ones
     next_run_at: datetime | None = None
     error: str | None = None
 
@@ -74,7 +78,14 @@ def plan(schedule: DueSchedule, now: datetime) -> Plan:
     fires = caught + on_time
     if schedule.max_runs is not None:
         fires = fires[: max(0, schedule.max_runs - schedule.total_runs)]
-    result = Plan(fires=fires, missed=len(due) - len(fires))
+    chosen = set(fires)
+    missed_fires = [f for f in due if f not in chosen]
+    result = Plan(
+        fires=fires,
+        caught_up=len([f for f in caught if f in chosen]),
+        missed=len(missed_fires),
+        missed_fires=missed_fires[:MAX_MISSED_RECORDED],
+    )
     if schedule.max_runs is not None and schedule.total_runs + len(fires) >= schedule.max_runs:
         return result  # the run limit is reached: no next fire
     upcoming = cron.next_after(now)

@@ -19,16 +19,18 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import structlog
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from services.scheduler import queries
-from services.scheduler.planning import DueSchedule, plan
+from services.scheduler.decisions import Active, Decision, Outcome, Policies, decide
+from services.scheduler.planning import DueSchedule, Plan, plan
 from services.scheduler.wakeup import Wakeup
 from shared.db.pool import Connection
 from shared.messaging.topology import EXECUTORS_CONSUMER, Topology
@@ -56,13 +58,16 @@ class Ticker:
         pool: asyncpg.Pool,
         js: JetStreamContext,
         wakeup: Wakeup | None = None,
+        nc: Client | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
         self.js = js
         self.topology = Topology(settings.namespace)
         self.wakeup = wakeup or Wakeup()
+        self.nc = nc  # for cancel control messages; without it the DB status alone stops runs
         self._last_sweep = 0.0
+        self.cancelled: list[uuid.UUID] = []  # runs cancelled by cancel_other, to announce
 
     async def run(self, stop: asyncio.Event) -> None:
         """Fire schedules until ``stop`` is set."""
@@ -71,6 +76,7 @@ class Ticker:
             self.wakeup.event.clear()
             try:
                 result = await self.tick()
+                await self.release()
                 await self._sweep_if_due()
                 delay = (
                     0.0
@@ -84,11 +90,24 @@ class Ticker:
 
     async def seconds_to_next(self) -> float:
         """Seconds until the next fire (by the database clock), capped by the sleep cap."""
-        seconds = await self.pool.fetchval(queries.SECONDS_TO_NEXT)
         cap = min(self.settings.scheduler_max_sleep_s, self._until_sweep())
-        if seconds is None:
-            return cap
-        return max(0.0, min(float(seconds), cap))
+        for query in (queries.SECONDS_TO_NEXT, queries.SECONDS_TO_RELEASE):
+            seconds = await self.pool.fetchval(query)
+            if seconds is not None:
+                cap = min(cap, float(seconds))
+        return max(0.0, cap)
+
+    async def release(self) -> int:
+        """Publish runs whose release instant has come, and buffered runs now free."""
+        unheld = await self.pool.fetch(queries.UNHOLD)
+        rows = await self.pool.fetch(queries.RELEASABLE, _OUTBOX_LIMIT)
+        if not rows:
+            return 0
+        published = await dispatch(
+            self.pool, self.js, self.topology, [message_from_row(r) for r in rows]
+        )
+        log.info("runs released", runs=len(published), unheld=len(unheld))
+        return len(published)
 
     async def tick(self) -> TickResult:
         """One claim-write-publish cycle."""
@@ -102,9 +121,14 @@ class Ticker:
             now: datetime = await conn.fetchval(queries.DB_NOW)
             created = await self._write_runs(conn, rows, now)
         result.created = len(created)
-        messages = [message_from_row(r) for r in created]
+        messages = [
+            message_from_row(r) for r in created if r["release_at"] is None and not r["held"]
+        ]
         published = await dispatch(self.pool, self.js, self.topology, messages)
         result.published = len(published)
+        if self.cancelled:
+            log.info("runs cancelled by overlap policy", runs=[str(r) for r in self.cancelled])
+            await self._announce_cancelled()
         log.info(
             "batch fired",
             claimed=result.claimed,
@@ -117,40 +141,56 @@ class Ticker:
     async def _write_runs(
         self, conn: Connection, rows: list[asyncpg.Record], now: datetime
     ) -> list[asyncpg.Record]:
-        runs: dict[str, list[Any]] = {k: [] for k in ("id", "org", "wf", "ver", "sch", "at", "in")}
-        advance: dict[str, list[Any]] = {"id": [], "next": [], "last": []}
+        """Plan, decide and write one claimed batch; the run rows written are returned."""
+        auto_paused = [r["id"] for r in rows if _should_auto_pause(r, now)]
+        if auto_paused:
+            await conn.execute(queries.AUTO_PAUSE, auto_paused)
+            log.warning("schedules auto-paused", schedules=[str(i) for i in auto_paused])
+        plans = {row["id"]: plan(_due(row), now) for row in rows}
+        active = await self._active(conn, rows, plans)
+        batch = _Batch()
         for row in rows:
-            decided = plan(_due(row), now)
+            decided = plans[row["id"]]
             if decided.error:
                 log.error("schedule cannot fire", schedule_id=str(row["id"]), error=decided.error)
-            if decided.missed:
-                log.info(
-                    "fires missed by catch-up policy",
-                    schedule_id=str(row["id"]),
-                    missed=decided.missed,
-                    policy=row["catchup_policy"],
-                )
-            for fire in decided.fires:
-                runs["id"].append(uuid.uuid4())
-                runs["org"].append(row["org_id"])
-                runs["wf"].append(row["workflow_id"])
-                runs["ver"].append(row["workflow_version"])
-                runs["sch"].append(row["id"])
-                runs["at"].append(fire)
-                runs["in"].append(row["input"])
-            advance["id"].append(row["id"])
-            advance["next"].append(decided.next_run_at)
-            advance["last"].append(decided.fires[-1] if decided.fires else None)
-        created = await conn.fetch(queries.INSERT_RUNS, *runs.values()) if runs["id"] else []
+            policies = _policies(row, paused=row["id"] in auto_paused)
+            outcome = decide(decided, policies, active.get(row["id"], Active()), now)
+            batch.add(row, decided, outcome)
+        created = (
+            await conn.fetch(queries.INSERT_RUNS, *batch.runs.values()) if batch.runs["id"] else []
+        )
+        if batch.cancel:
+            cancelled = await conn.fetch(queries.CANCEL_ACTIVE, batch.cancel, batch.runs["id"])
+            self.cancelled.extend(r["id"] for r in cancelled)
+        written = {r["run_id"] for r in created}
+        await conn.execute(queries.INSERT_DECISIONS, *batch.decision_columns(written))
         per_schedule = Counter(r["schedule_id"] for r in created)
         await conn.execute(
             queries.ADVANCE_SCHEDULES,
-            advance["id"],
-            advance["next"],
-            advance["last"],
-            [per_schedule.get(sid, 0) for sid in advance["id"]],
+            batch.advance["id"],
+            batch.advance["next"],
+            batch.advance["last"],
+            [per_schedule.get(sid, 0) for sid in batch.advance["id"]],
         )
         return created
+
+    async def _active(
+        self, conn: Connection, rows: list[asyncpg.Record], plans: dict[Any, Plan]
+    ) -> dict[Any, Active]:
+        """Runs in flight of the schedules whose overlap policy needs to know."""
+        ids = [r["id"] for r in rows if r["overlap_policy"] != "allow" and plans[r["id"]].fires]
+        if not ids:
+            return {}
+        found = await conn.fetch(queries.ACTIVE_RUNS, ids)
+        return {r["schedule_id"]: Active(r["running"], r["queued"], r["held"]) for r in found}
+
+    async def _announce_cancelled(self) -> None:
+        """Tell the executors holding cancelled runs to stop them now."""
+        cancelled, self.cancelled = self.cancelled, []
+        if self.nc is None:
+            return
+        for run_id in cancelled:
+            await self.nc.publish(f"{self.settings.namespace}.control.cancel.{run_id}", b"")
 
     def _until_sweep(self) -> float:
         interval = self.settings.scheduler_outbox_grace_s
@@ -184,6 +224,77 @@ class Ticker:
         except NotFoundError:
             return False
         return bool(info.num_pending == 0 and info.num_ack_pending == 0)
+
+
+class _Batch:
+    """Column arrays for the bulk statements of one claimed batch."""
+
+    def __init__(self) -> None:
+        keys = ("id", "org", "wf", "ver", "sch", "at", "in", "release", "held")
+        self.runs: dict[str, list[Any]] = {k: [] for k in keys}
+        self.decisions: list[tuple[Any, Any, Decision, uuid.UUID | None]] = []
+        self.advance: dict[str, list[Any]] = {"id": [], "next": [], "last": []}
+        self.cancel: list[Any] = []
+
+    def add(self, row: asyncpg.Record, decided: Plan, outcome: Outcome) -> None:
+        for decision in outcome.decisions:
+            run_id = uuid.uuid4() if decision.creates_run else None
+            self.decisions.append((row["org_id"], row["id"], decision, run_id))
+            if run_id is None:
+                continue
+            for key, value in (
+                ("id", run_id),
+                ("org", row["org_id"]),
+                ("wf", row["workflow_id"]),
+                ("ver", row["workflow_version"]),
+                ("sch", row["id"]),
+                ("at", decision.fire_time),
+                ("in", row["input"]),
+                ("release", decision.release_at),
+                ("held", decision.held),
+            ):
+                self.runs[key].append(value)
+        if outcome.cancel_active:
+            self.cancel.append(row["id"])
+        self.advance["id"].append(row["id"])
+        self.advance["next"].append(decided.next_run_at)
+        self.advance["last"].append(decided.fires[-1] if decided.fires else None)
+
+    def decision_columns(self, written: set[Any]) -> list[list[Any]]:
+        columns: list[list[Any]] = [[], [], [], [], [], []]
+        for org_id, schedule_id, decision, run_id in self.decisions:
+            kind: str = decision.kind
+            reason, kept = decision.reason, run_id
+            if run_id is not None and run_id not in written:
+                kind, reason, kept = "duplicate", "a run for this fire time exists", None
+            for column, value in zip(
+                columns,
+                (org_id, schedule_id, decision.fire_time, kind, kept, reason),
+                strict=True,
+            ):
+                column.append(value)
+        return columns
+
+
+def _should_auto_pause(row: asyncpg.Record, now: datetime) -> bool:
+    limit = row["auto_pause_after"]
+    paused = row["paused_until"] is not None and row["paused_until"] > now
+    return bool(limit and row["consecutive_failures"] >= limit and not paused)
+
+
+def _policies(row: asyncpg.Record, *, paused: bool) -> Policies:
+    return Policies(
+        schedule_id=str(row["id"]),
+        overlap=row["overlap_policy"],
+        jitter_s=row["jitter_s"],
+        catchup_interval_s=row["catchup_interval_s"],
+        paused_until=datetime.max.replace(tzinfo=UTC) if paused else row["paused_until"],
+        pause_note=(
+            f"auto-paused after {row['consecutive_failures']} consecutive failed runs"
+            if paused
+            else row["pause_note"]
+        ),
+    )
 
 
 def _due(row: asyncpg.Record) -> DueSchedule:

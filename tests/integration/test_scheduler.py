@@ -21,7 +21,9 @@ from tests.waiting import wait_for
 async def stream_messages(js: JetStreamContext, topology: Topology) -> list[dict[str, object]]:
     """Every message on the runs stream, read without consuming it."""
     info = await js.stream_info(topology.runs_stream)
-    out = []
+    out: list[dict[str, object]] = []
+    if info.state.messages == 0:
+        return out
     for seq in range(info.state.first_seq, info.state.last_seq + 1):
         msg = await js.get_msg(topology.runs_stream, seq)
         assert msg.headers is not None
