@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     scheduler_outbox_grace_s: float = Field(
         10, gt=0, description="Age after which an unpublished queued run is published again."
     )
+    scheduler_metrics_port: int = Field(
+        0, ge=0, le=65535, description="Port of the scheduler's /metrics and /healthz; 0 = off."
+    )
+    scheduler_max_clock_skew_s: float = Field(
+        1.0, gt=0, description="Clock difference from the database that the scheduler reports."
+    )
     scheduler_republish_after_s: float = Field(
         300, gt=0, description="Age after which a published but still queued run is re-sent."
     )

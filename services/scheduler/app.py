@@ -11,6 +11,7 @@ from services.scheduler.wakeup import listening
 from shared.db.pool import open_pool
 from shared.messaging.connection import open_nats
 from shared.messaging.topology import Topology, ensure_topology
+from shared.metrics_server import serve_metrics
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -26,6 +27,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         open_pool(settings.database_url, min_size=1, max_size=settings.database_pool_max) as pool,
         open_nats(settings.nats_servers, name=f"flowcron-scheduler-{settings.namespace}") as nc,
         listening(settings.database_url) as wakeup,
+        serve_metrics(settings.api_host, settings.scheduler_metrics_port),
     ):
         js = nc.jetstream()
         await ensure_topology(

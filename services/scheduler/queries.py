@@ -135,3 +135,8 @@ WHERE status = 'queued' AND published_at < clock_timestamp() - make_interval(sec
 ORDER BY created_at
 LIMIT $2
 """
+
+DUE_BACKLOG = """
+SELECT count(*) FROM workflow_schedules
+WHERE enabled AND next_run_at <= clock_timestamp()
+"""

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -28,7 +28,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from services.scheduler import queries
+from services.scheduler import metrics, queries
 from services.scheduler.decisions import Active, Decision, Outcome, Policies, decide
 from services.scheduler.planning import DueSchedule, Plan, plan
 from services.scheduler.wakeup import Wakeup
@@ -119,6 +119,7 @@ class Ticker:
             if not rows:
                 return result
             now: datetime = await conn.fetchval(queries.DB_NOW)
+            now_perf = time.perf_counter()
             created = await self._write_runs(conn, rows, now)
         result.created = len(created)
         messages = [
@@ -126,6 +127,13 @@ class Ticker:
         ]
         published = await dispatch(self.pool, self.js, self.topology, messages)
         result.published = len(published)
+        # Lag on the database's clock: its "now" at claim time plus the time spent since.
+        acked_at = now + timedelta(seconds=time.perf_counter() - now_perf)
+        acked = set(published)
+        for message in messages:
+            if message.run_id in acked and message.scheduled_for is not None:
+                metrics.FIRE_LAG.observe((acked_at - message.scheduled_for).total_seconds())
+        metrics.BATCHES.inc()
         if self.cancelled:
             log.info("runs cancelled by overlap policy", runs=[str(r) for r in self.cancelled])
             await self._announce_cancelled()
@@ -163,7 +171,10 @@ class Ticker:
             cancelled = await conn.fetch(queries.CANCEL_ACTIVE, batch.cancel, batch.runs["id"])
             self.cancelled.extend(r["id"] for r in cancelled)
         written = {r["run_id"] for r in created}
-        await conn.execute(queries.INSERT_DECISIONS, *batch.decision_columns(written))
+        columns = batch.decision_columns(written)
+        await conn.execute(queries.INSERT_DECISIONS, *columns)
+        for kind, count in Counter(columns[3]).items():
+            metrics.FIRES.labels(kind).inc(count)
         per_schedule = Counter(r["schedule_id"] for r in created)
         await conn.execute(
             queries.ADVANCE_SCHEDULES,
@@ -200,6 +211,7 @@ class Ticker:
         if self._until_sweep() <= 0:
             self._last_sweep = time.monotonic()
             await self.sweep_outbox()
+            await self.check_health()
 
     async def sweep_outbox(self) -> int:
         """Publish runs whose publication was lost; the number re-sent is returned."""
@@ -215,8 +227,26 @@ class Ticker:
         if not messages:
             return 0
         published = await dispatch(self.pool, self.js, self.topology, messages)
+        metrics.OUTBOX_REPUBLISHED.inc(len(published))
         log.warning("outbox republished runs", runs=len(published))
         return len(published)
+
+    async def check_health(self) -> float:
+        """Measure the due backlog and this host's clock skew against the database's;
+        a skew beyond the setting is logged (due-ness never uses this host's clock)."""
+        before = time.time()
+        db_now: datetime = await self.pool.fetchval(queries.DB_NOW)
+        after = time.time()
+        skew = (before + after) / 2 - db_now.timestamp()
+        metrics.CLOCK_SKEW.set(skew)
+        if abs(skew) > self.settings.scheduler_max_clock_skew_s:
+            log.warning(
+                "this host's clock is off from the database's",
+                skew_s=round(skew, 3),
+                limit_s=self.settings.scheduler_max_clock_skew_s,
+            )
+        metrics.DUE_BACKLOG.set(await self.pool.fetchval(queries.DUE_BACKLOG))
+        return skew
 
     async def _consumer_idle(self) -> bool:
         try:
