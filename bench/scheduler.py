@@ -30,6 +30,7 @@ from shared.db.migrator import migrate
 from shared.db.pool import open_pool
 from shared.logging import configure_logging
 from shared.messaging.connection import open_nats
+from shared.messaging.pipeline import AckPipeline
 from shared.messaging.topology import Topology, delete_topology, ensure_topology
 from shared.settings import Settings
 
@@ -60,7 +61,7 @@ async def seed(pool: asyncpg.Pool, count: int) -> None:
 
 
 async def main(count: int, batch: int) -> dict[str, float]:
-    configure_logging("console", "warning")
+    configure_logging("console", os.environ.get("FLOWCRON_LOG_LEVEL", "warning"))
     database = f"flowcron_bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(SERVER)
     await admin.execute(f'CREATE DATABASE "{database}"')
@@ -82,7 +83,9 @@ async def main(count: int, batch: int) -> dict[str, float]:
             topology = Topology(settings.namespace)
             await ensure_topology(js, topology)
             await seed(pool, count)
-            ticker = Ticker(settings, pool, js)
+            pipeline = AckPipeline(nc)
+            await pipeline.start()
+            ticker = Ticker(settings, pool, js, pipeline=pipeline)
             started = time.perf_counter()
             created = published = 0
             while (result := await ticker.tick()).claimed:

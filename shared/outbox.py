@@ -18,6 +18,7 @@ import asyncpg
 import structlog
 from nats.js import JetStreamContext
 
+from shared.messaging.pipeline import AckPipeline
 from shared.messaging.topology import Topology
 from shared.models.messages import RunMessage
 
@@ -39,12 +40,29 @@ async def publish_runs(
     messages: Sequence[RunMessage],
     *,
     concurrency: int = 256,
+    pipeline: AckPipeline | None = None,
 ) -> list[uuid.UUID]:
     """Publish each message, waiting for JetStream's ack; return the ids acked.
 
+    With a ``pipeline`` the batch is written at once and the acks collected together
+    (the scheduler's path); without, messages are published ``concurrency`` at a time.
     A message whose publish fails is logged and left out of the result, so its row
     stays unpublished and the outbox sweep tries again.
     """
+    if pipeline is not None:
+        items = [
+            (
+                topology.run_subject(m.org_id, m.workflow_id),
+                m.to_bytes(),
+                {"Nats-Msg-Id": str(m.run_id)},
+            )
+            for m in messages
+        ]
+        stored = await pipeline.publish(items, stream=topology.runs_stream)
+        failed = stored.count(False)
+        if failed:
+            log.warning("run publish failed", runs=failed)
+        return [m.run_id for m, ok in zip(messages, stored, strict=True) if ok]
     gate = asyncio.Semaphore(concurrency)
 
     async def one(message: RunMessage) -> uuid.UUID | None:
@@ -74,9 +92,14 @@ async def mark_published(pool: asyncpg.Pool, run_ids: Iterable[uuid.UUID]) -> No
 
 
 async def dispatch(
-    pool: asyncpg.Pool, js: JetStreamContext, topology: Topology, messages: Sequence[RunMessage]
+    pool: asyncpg.Pool,
+    js: JetStreamContext,
+    topology: Topology,
+    messages: Sequence[RunMessage],
+    *,
+    pipeline: AckPipeline | None = None,
 ) -> list[uuid.UUID]:
     """Publish and record the publication; the ids published are returned."""
-    published = await publish_runs(js, topology, messages)
+    published = await publish_runs(js, topology, messages, pipeline=pipeline)
     await mark_published(pool, published)
     return published

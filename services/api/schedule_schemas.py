@@ -200,7 +200,7 @@ class PreviewOut(BaseModel):
 
 
 class DecisionOut(BaseModel):
-    id: int
+    key: str
     fire_time: datetime
     decision: str
     run_id: uuid.UUID | None

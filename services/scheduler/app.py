@@ -10,6 +10,7 @@ from services.scheduler.ticker import Ticker
 from services.scheduler.wakeup import listening
 from shared.db.pool import open_pool
 from shared.messaging.connection import open_nats
+from shared.messaging.pipeline import ack_pipeline
 from shared.messaging.topology import Topology, ensure_topology
 from shared.metrics_server import serve_metrics
 from shared.settings import Settings
@@ -28,6 +29,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         open_nats(settings.nats_servers, name=f"flowcron-scheduler-{settings.namespace}") as nc,
         listening(settings.database_url) as wakeup,
         serve_metrics(settings.api_host, settings.scheduler_metrics_port),
+        ack_pipeline(nc) as pipeline,
     ):
         js = nc.jetstream()
         await ensure_topology(
@@ -37,5 +39,5 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             max_deliver=settings.executor_max_deliver,
         )
         log.info("scheduler ready")
-        await Ticker(settings, pool, js, wakeup, nc=nc).run(stop)
+        await Ticker(settings, pool, js, wakeup, nc=nc, pipeline=pipeline).run(stop)
         log.info("scheduler loop stopped; closing connections")

@@ -47,7 +47,7 @@ async def running_run(
     return run_id
 
 
-async def test_created_fires_are_in_the_history_with_their_run(
+async def test_a_plain_creation_is_recorded_by_its_run_alone(
     settings: Settings, pool: Pool, js: JetStreamContext, org: Org
 ) -> None:
     workflow_id = await create_workflow(pool, org.id)
@@ -55,13 +55,10 @@ async def test_created_fires_are_in_the_history_with_their_run(
         pool, org.id, workflow_id, cron="* * * * *", next_run_at=await due_minute(pool)
     )
     await Ticker(settings, pool, js).tick()
-    row = await pool.fetchrow(
-        "SELECT * FROM schedule_decisions WHERE schedule_id = $1", schedule_id
-    )
-    assert row is not None
-    assert row["decision"] == "created"
-    run = await pool.fetchval("SELECT id FROM workflow_runs WHERE schedule_id = $1", schedule_id)
-    assert row["run_id"] == run
+    assert await history(pool, schedule_id) == []  # the history endpoint reads the run
+    run = await pool.fetchrow("SELECT * FROM workflow_runs WHERE schedule_id = $1", schedule_id)
+    assert run is not None
+    assert run["trigger"] == "schedule"
 
 
 async def test_overlap_skip_records_the_skipped_fire(

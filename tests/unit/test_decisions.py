@@ -13,7 +13,10 @@ ONE = Plan(fires=[NOW])
 BUSY = Active(running=1)
 
 
-def kinds(plan: Plan, policies: Policies, active: Active = Active()) -> list[str]:
+IDLE = Active()
+
+
+def kinds(plan: Plan, policies: Policies, active: Active = IDLE) -> list[str]:
     return [d.kind for d in decide(plan, policies, active, NOW).decisions]
 
 

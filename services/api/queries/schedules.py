@@ -49,12 +49,22 @@ WHERE s.org_id = $1
 ORDER BY s.created_at DESC, s.id DESC
 LIMIT $6
 """
+# Decisions recorded by the scheduler, plus fires that simply created their run (the run
+# is their record: see migration 0002), newest fire first.
 _HISTORY = """
-SELECT d.id, d.fire_time, d.decision, d.run_id, d.reason, d.created_at
-FROM schedule_decisions d
-WHERE d.schedule_id = $1 AND d.org_id = $2 AND ($3::bigint IS NULL OR d.id < $3)
-ORDER BY d.id DESC
-LIMIT $4
+SELECT * FROM (
+    SELECT 'd' || d.id AS key, d.fire_time, d.decision, d.run_id, d.reason, d.created_at
+    FROM schedule_decisions d
+    WHERE d.schedule_id = $1 AND d.org_id = $2
+    UNION ALL
+    SELECT 'r' || r.id, r.scheduled_for, 'created', r.id, '', r.created_at
+    FROM workflow_runs r
+    WHERE r.schedule_id = $1 AND r.org_id = $2 AND r.trigger = 'schedule'
+      AND NOT EXISTS (SELECT 1 FROM schedule_decisions x WHERE x.run_id = r.id)
+) h
+WHERE $3::timestamptz IS NULL OR (h.fire_time, h.key) < ($3, $4::text)
+ORDER BY h.fire_time DESC, h.key DESC
+LIMIT $5
 """
 _RECORD = """
 INSERT INTO schedule_decisions (org_id, schedule_id, fire_time, decision, run_id, reason)
@@ -188,9 +198,15 @@ async def list_page(
 
 
 async def history(
-    pool: Pool, org_id: uuid.UUID, schedule_id: uuid.UUID, *, before: int | None, limit: int
+    pool: Pool,
+    org_id: uuid.UUID,
+    schedule_id: uuid.UUID,
+    *,
+    before: tuple[datetime, str] | None,
+    limit: int,
 ) -> list[asyncpg.Record]:
-    return await pool.fetch(_HISTORY, schedule_id, org_id, before, limit)
+    fire, key = before if before else (None, None)
+    return await pool.fetch(_HISTORY, schedule_id, org_id, fire, key, limit)
 
 
 async def insert_runs(

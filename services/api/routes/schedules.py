@@ -9,6 +9,8 @@ before the last fire that ran), so a due fire is not lost to a concurrent edit.
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -20,13 +22,7 @@ from aiohttp import web
 from services.api.inputs import path_id, read_body, read_query
 from services.api.jsonio import json_response
 from services.api.keys import JETSTREAM, POOL, TOPOLOGY, org_id
-from services.api.pagination import (
-    decode_id_cursor,
-    decode_time_cursor,
-    encode_id_cursor,
-    encode_time_cursor,
-    split_page,
-)
+from services.api.pagination import decode_time_cursor, encode_time_cursor, split_page
 from services.api.problems import invalid, not_found
 from services.api.queries import Conn
 from services.api.queries import schedules as sql
@@ -366,12 +362,30 @@ async def history(request: web.Request) -> web.Response:
     if await sql.read(pool, org, schedule_id) is None:
         raise not_found("schedule")
     rows = await sql.history(
-        pool, org, schedule_id, before=decode_id_cursor(query.cursor), limit=query.limit + 1
+        pool, org, schedule_id, before=_decode_history_cursor(query.cursor), limit=query.limit + 1
     )
     page, more = split_page(rows, query.limit)
-    cursor = encode_id_cursor(page[-1]["id"]) if more else None
+    cursor = _history_cursor(page[-1]["fire_time"], page[-1]["key"]) if more else None
     items = [DecisionOut.model_validate(dict(r)) for r in page]
     return json_response(Page[DecisionOut](items=items, next_cursor=cursor))
+
+
+def _history_cursor(fire_time: datetime, key: str) -> str:
+    raw = json.dumps([fire_time.isoformat(), key]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_history_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    if cursor is None:
+        return None
+    try:
+        fire, key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        parsed = datetime.fromisoformat(fire)
+        if parsed.tzinfo is None or not isinstance(key, str):
+            raise ValueError(cursor)
+    except (ValueError, TypeError, json.JSONDecodeError):
+        raise invalid("cursor", "not a cursor returned by this API") from None
+    return parsed, key
 
 
 # --- run now, backfill -------------------------------------------------------------------------

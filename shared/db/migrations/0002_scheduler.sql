@@ -1,7 +1,9 @@
 -- Scheduler, version 2: decision history, held and paced runs, pause bookkeeping.
 
 -- What became of every fire time of a schedule, with the reason: the question
--- "why did my schedule not run?" has an answer.
+-- "why did my schedule not run?" has an answer. A fire that simply created its run
+-- has no row here: the run itself (trigger 'schedule') records it, which halves the
+-- writes of a burst; the history endpoint reads both.
 CREATE TABLE schedule_decisions (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     org_id       uuid NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
@@ -14,7 +16,8 @@ CREATE TABLE schedule_decisions (
     reason       text NOT NULL DEFAULT '',
     created_at   timestamptz NOT NULL DEFAULT clock_timestamp()
 );
-CREATE INDEX schedule_decisions_schedule ON schedule_decisions (schedule_id, id DESC);
+CREATE INDEX schedule_decisions_schedule ON schedule_decisions (schedule_id, fire_time DESC);
+CREATE INDEX schedule_decisions_run ON schedule_decisions (run_id) WHERE run_id IS NOT NULL;
 
 ALTER TABLE workflow_schedules
     -- Caught-up runs are released one per this many seconds (0 = all at once).
