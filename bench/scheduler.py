@@ -1,13 +1,19 @@
-"""Scheduler burst benchmark: N schedules due at the same instant.
+"""Scheduler benchmarks (issue 3): burst, precision and size.
 
-Measures the time from the first claim until every run row is written and every run
-message is acknowledged by JetStream, with one scheduler process (this one).
+    .venv/bin/python bench/scheduler.py burst [--schedules 100000] [--batch 2000]
+    .venv/bin/python bench/scheduler.py precision [--schedules 2000] [--minutes 3]
+    .venv/bin/python bench/scheduler.py size [--schedules 1000000]
 
-    .venv/bin/python bench/scheduler.py --schedules 10000
+* burst: N schedules all due at the same second; the time until every run row is
+  written and every run message acknowledged by JetStream; fires per second.
+* precision: N schedules spread over each minute; fire lag (fire time → message
+  acknowledged, on the database clock) p50, p99, max.
+* size: N stored schedules; the claim query's time and a scheduler process's RSS
+  while a thousand of them fire every five seconds.
 
 Uses FLOWCRON_BENCH_DATABASE_URL / FLOWCRON_BENCH_NATS_URL (default: the local servers),
 in a fresh database and namespace that are dropped afterwards. Prints the figures and
-writes them to bench/results/scheduler.json.
+writes them to bench/results/scheduler-<mode>.json.
 """
 
 from __future__ import annotations
@@ -16,21 +22,28 @@ import argparse
 import asyncio
 import json
 import os
+import signal
+import statistics
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from services.scheduler.queries import CLAIM_DUE
 from services.scheduler.ticker import Ticker
+from services.scheduler.wakeup import listening
 from shared.db.migrator import migrate
 from shared.db.pool import open_pool
 from shared.logging import configure_logging
 from shared.messaging.connection import open_nats
-from shared.messaging.pipeline import AckPipeline
+from shared.messaging.pipeline import ack_pipeline
 from shared.messaging.topology import Topology, delete_topology, ensure_topology
 from shared.settings import Settings
 
@@ -38,6 +51,7 @@ SERVER = os.environ.get(
     "FLOWCRON_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 NATS = os.environ.get("FLOWCRON_BENCH_NATS_URL", "nats://127.0.0.1:4222")
+ROOT = Path(__file__).resolve().parents[1]
 GRAPH = {"nodes": [{"id": "t", "type": "trigger"}], "edges": []}
 
 
@@ -60,8 +74,9 @@ async def seed(pool: asyncpg.Pool, count: int) -> None:
     )
 
 
-async def main(count: int, batch: int) -> dict[str, float]:
-    configure_logging("console", os.environ.get("FLOWCRON_LOG_LEVEL", "warning"))
+@asynccontextmanager
+async def environment(batch: int) -> AsyncIterator[tuple[Settings, asyncpg.Pool, Any, Any]]:
+    """A fresh database and namespace on the benchmark servers, dropped afterwards."""
     database = f"flowcron_bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(SERVER)
     await admin.execute(f'CREATE DATABASE "{database}"')
@@ -82,9 +97,20 @@ async def main(count: int, batch: int) -> dict[str, float]:
             js = nc.jetstream()
             topology = Topology(settings.namespace)
             await ensure_topology(js, topology)
-            await seed(pool, count)
-            pipeline = AckPipeline(nc)
-            await pipeline.start()
+            try:
+                yield settings, pool, nc, js
+            finally:
+                await delete_topology(js, topology)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await admin.close()
+
+
+async def burst(count: int, batch: int) -> dict[str, Any]:
+    """``count`` schedules due at the same second: time to write and publish them all."""
+    async with environment(batch) as (settings, pool, nc, js):
+        await seed(pool, count)
+        async with ack_pipeline(nc) as pipeline:
             ticker = Ticker(settings, pool, js, pipeline=pipeline)
             started = time.perf_counter()
             created = published = 0
@@ -92,27 +118,156 @@ async def main(count: int, batch: int) -> dict[str, float]:
                 created += result.created
                 published += result.published
             elapsed = time.perf_counter() - started
-            stream = await js.stream_info(topology.runs_stream)
-            await delete_topology(js, topology)
-        assert created == count == published == stream.state.messages, (created, published)
-        return {
-            "schedules": count,
-            "batch_size": batch,
-            "seconds": round(elapsed, 3),
-            "fires_per_second": round(count / elapsed, 1),
+        stream = await js.stream_info(Topology(settings.namespace).runs_stream)
+    assert created == count == published == stream.state.messages, (created, published)
+    return {
+        "schedules": count,
+        "batch_size": batch,
+        "seconds": round(elapsed, 3),
+        "fires_per_second": round(count / elapsed, 1),
+    }
+
+
+async def precision(count: int, minutes: float) -> dict[str, Any]:
+    """``count`` schedules spread over each minute (six-field crons, one per second
+    offset), the scheduler loop running for ``minutes``: lag from fire time to the run
+    message acknowledged (recorded as published_at, database clock)."""
+    async with environment(500) as (settings, pool, nc, js):
+        org, wf = await seed_workflow(pool)
+        await pool.execute(
+            """INSERT INTO workflow_schedules (id, org_id, workflow_id, cron, next_run_at)
+               SELECT gen_random_uuid(), $1, $2, (i % 60) || ' * * * * *', NULL
+               FROM generate_series(1, $3) AS i""",
+            org,
+            wf,
+            count,
+        )
+        # First fires: the next occurrence of each schedule's second, from 2 s ahead.
+        await pool.execute(
+            """UPDATE workflow_schedules SET next_run_at =
+                 date_trunc('minute', now() + interval '2 seconds')
+                 + make_interval(secs => split_part(cron, ' ', 1)::int)
+                 + CASE WHEN date_trunc('minute', now() + interval '2 seconds')
+                             + make_interval(secs => split_part(cron, ' ', 1)::int)
+                             <= now() + interval '2 seconds'
+                        THEN interval '1 minute' ELSE interval '0' END"""
+        )
+        stop = asyncio.Event()
+        async with ack_pipeline(nc) as pipeline, listening(settings.database_url) as wakeup:
+            ticker = Ticker(settings, pool, js, wakeup, pipeline=pipeline)
+            loop = asyncio.create_task(ticker.run(stop))
+            await asyncio.sleep(minutes * 60)  # the benchmark's duration, by design
+            stop.set()
+            await loop
+        lags = await pool.fetch(
+            """SELECT EXTRACT(EPOCH FROM (published_at - scheduled_for)) * 1000 AS ms
+               FROM workflow_runs WHERE published_at IS NOT NULL ORDER BY 1"""
+        )
+    values = [float(r["ms"]) for r in lags]
+    return {
+        "schedules": count,
+        "minutes": minutes,
+        "fires": len(values),
+        "lag_ms_p50": round(statistics.median(values), 2),
+        "lag_ms_p99": round(values[int(len(values) * 0.99) - 1], 2),
+        "lag_ms_max": round(values[-1], 2),
+    }
+
+
+async def size(count: int) -> dict[str, Any]:
+    """``count`` stored schedules: the claim query's time and a scheduler process's RSS."""
+    async with environment(500) as (settings, pool, _nc, _js):
+        org, wf = await seed_workflow(pool)
+        started = time.perf_counter()
+        await pool.execute(
+            """INSERT INTO workflow_schedules (id, org_id, workflow_id, cron, next_run_at)
+               SELECT gen_random_uuid(), $1, $2, '0 0 1 1 *',
+                      now() + (i % 100000) * interval '1 minute'
+               FROM generate_series(1, $3) AS i""",
+            org,
+            wf,
+            count,
+        )
+        await pool.execute("ANALYZE workflow_schedules")
+        seeded = time.perf_counter() - started
+        # A thousand of them due now, every few seconds, while the process runs.
+        await pool.execute(
+            "UPDATE workflow_schedules SET cron = '*/5 * * * * *', next_run_at = now()"
+            " WHERE id IN (SELECT id FROM workflow_schedules LIMIT 1000)"
+        )
+        plan_ms = []
+        async with pool.acquire() as conn:
+            for _ in range(20):
+                async with conn.transaction():
+                    t0 = time.perf_counter()
+                    await conn.fetch(CLAIM_DUE, 500)  # locks, then lets go: no writes
+                    plan_ms.append((time.perf_counter() - t0) * 1000)
+        env = {
+            **os.environ,
+            "FLOWCRON_DATABASE_URL": settings.database_url,
+            "FLOWCRON_NATS_URL": settings.nats_url,
+            "FLOWCRON_NAMESPACE": settings.namespace,
+            "FLOWCRON_LOG_LEVEL": "warning",
         }
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        await admin.close()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "services.scheduler", cwd=ROOT, env=env
+        )
+        try:
+            peak = 0
+            for _ in range(30):  # 15 s of firing a thousand schedules every 5 s
+                await asyncio.sleep(0.5)
+                peak = max(peak, _rss_kib(proc.pid))
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), 30)
+        fired = await pool.fetchval("SELECT count(*) FROM workflow_runs")
+    return {
+        "schedules": count,
+        "seed_seconds": round(seeded, 1),
+        "claim_query_ms_p50": round(statistics.median(plan_ms), 2),
+        "claim_query_ms_max": round(max(plan_ms), 2),
+        "scheduler_rss_mb_peak": round(peak / 1024, 1),
+        "runs_fired_while_measured": fired,
+    }
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def seed_workflow(pool: asyncpg.Pool) -> tuple[uuid.UUID, uuid.UUID]:
+    org, wf = uuid.uuid4(), uuid.uuid4()
+    await pool.execute("INSERT INTO organizations (id, name) VALUES ($1, 'bench')", org)
+    await pool.execute(
+        "INSERT INTO workflows (id, org_id, name, graph) VALUES ($1, $2, 'bench', $3)",
+        wf,
+        org,
+        GRAPH,
+    )
+    return org, wf
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--schedules", type=int, default=10_000)
-    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument(
+        "mode", choices=("burst", "precision", "size", "all"), nargs="?", default="burst"
+    )
+    parser.add_argument("--schedules", type=int, default=None)
+    parser.add_argument("--batch", type=int, default=2000)
+    parser.add_argument("--minutes", type=float, default=3)
     args = parser.parse_args()
-    figures = asyncio.run(main(args.schedules, args.batch))
+    configure_logging("console", os.environ.get("FLOWCRON_LOG_LEVEL", "warning"))
+    figures: dict[str, Any] = {}
+    if args.mode in ("burst", "all"):
+        figures["burst"] = asyncio.run(burst(args.schedules or 100_000, args.batch))
+    if args.mode in ("precision", "all"):
+        figures["precision"] = asyncio.run(precision(args.schedules or 2000, args.minutes))
+    if args.mode in ("size", "all"):
+        figures["size"] = asyncio.run(size(args.schedules or 1_000_000))
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
-    (out / "scheduler.json").write_text(json.dumps(figures, indent=2))
+    (out / f"scheduler-{args.mode}.json").write_text(json.dumps(figures, indent=2))
     print(json.dumps(figures, indent=2))
