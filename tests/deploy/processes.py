@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,11 +25,19 @@ BIN = Path(sys.executable).parent
 STOP_TIMEOUT_S = 30.0
 
 
-def executable(command: str) -> str:
-    """The path of a console script of the project (``flowcron``)."""
-    path = BIN / command
-    assert path.exists(), f"{command} is not installed in {BIN}"
-    return str(path)
+def command_argv(program: str, *args: str) -> list[str]:
+    """The argv that runs a console script of the project, such as ``flowcron api``.
+
+    The installed script when there is one (``make`` installs the project), else what
+    that script does: import the ``[project.scripts]`` target and call it.
+    """
+    script = BIN / program
+    if script.exists():
+        return [str(script), *args]
+    target = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"][program]
+    module, _, function = target.partition(":")
+    code = f"import sys; from {module} import {function}; sys.exit({function}())"
+    return [sys.executable, "-c", code, *args]
 
 
 def clean_environment(extra: Mapping[str, str]) -> dict[str, str]:
