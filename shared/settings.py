@@ -80,6 +80,21 @@ class Settings(BaseSettings):
         300, gt=0, description="Age after which a published but still queued run is re-sent."
     )
 
+    api_max_string_chars: int = Field(
+        65_536, ge=256, description="Longest string (and object key) in a request body."
+    )
+    api_stats_cache_s: float = Field(
+        5, ge=0, description="Seconds GET /api/stats answers from its cache; 0 = no cache."
+    )
+    api_queue_retry_rate: float = Field(
+        50, gt=0, description="Dead letters re-published per second by a queue retry."
+    )
+    egress: Literal["any", "public"] = Field(
+        "any",
+        description="Targets http_request and slack_message may reach: 'public' refuses "
+        "private, loopback, link-local (169.254.169.254) and other non-global addresses.",
+    )
+
     @field_validator("namespace")
     @classmethod
     def _namespace_is_a_name(cls, value: str) -> str:
