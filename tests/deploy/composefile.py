@@ -34,8 +34,8 @@ def load(path: Path = COMPOSE) -> dict[str, Any]:
 def dotenv(path: Path = ENV_EXAMPLE) -> dict[str, str]:
     """``KEY=value`` lines; comments and blank lines skipped."""
     values = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
         if not line or line.startswith("#"):
             continue
         key, sep, value = line.partition("=")

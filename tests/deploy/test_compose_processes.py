@@ -9,6 +9,7 @@ and every process exits cleanly on SIGTERM.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import uuid
@@ -58,13 +59,15 @@ async def test_compose_services_as_processes_run_the_pipeline(
     services = composefile.resolved()["services"]
     port = free_port()
 
-    migrate = subprocess.run(
+    migrate = await asyncio.to_thread(
+        subprocess.run,
         argv(services["migrate"]),
         env={**_base_env(), **service_environment(services["migrate"], settings, port)},
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,
+        check=False,
     )
     assert migrate.returncode == 0, migrate.stderr
     assert "migrations applied" in migrate.stdout
@@ -85,7 +88,7 @@ async def test_compose_services_as_processes_run_the_pipeline(
         base = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession(base_url=base, headers=org.headers) as http:
             await _wait_ready(http)
-            _healthchecks_pass(services, settings, port)
+            await asyncio.to_thread(_healthchecks_pass, services, settings, port)
             workflow_id = await _every_second_schedule(http)
             shares = await wait_for(
                 lambda: _executor_shares(pool, workflow_id, want=3),
@@ -102,7 +105,7 @@ async def test_compose_services_as_processes_run_the_pipeline(
             async with http.get("/api/runs", params={"workflow_id": str(workflow_id)}) as r:
                 assert r.status == 200
                 assert len((await r.json())["items"]) >= 3
-        codes = group.stop_all()
+        codes = await asyncio.to_thread(group.stop_all)
         logs = {p.name: p.tail() for p in group.started if codes[p.name] != 0}
         assert all(code == 0 for code in codes.values()), (codes, logs)
 
@@ -130,7 +133,12 @@ def _healthchecks_pass(services: dict[str, Any], settings: Settings, port: int) 
         env["FLOWCRON_API_PORT"] = str(port)
         env["PYTHONPATH"] = str(ROOT)  # in the image, the project is installed
         result = subprocess.run(
-            [sys.executable, str(script), name], env=env, capture_output=True, text=True, timeout=30
+            [sys.executable, str(script), name],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
         )
         assert result.returncode == 0, result.stdout + result.stderr
         assert result.stdout.startswith(f"healthy: {name}")
