@@ -3,7 +3,8 @@
 ``create_app(settings)`` wires everything: resources (the Postgres pool, the NATS
 connection and its JetStream topology) are opened and closed by ``cleanup_ctx`` and
 kept under typed keys (:mod:`services.api.keys`); middlewares run outermost first:
-access log, problem details, authentication.
+access log, metrics, problem details, authentication. Each route module exposes a
+``routes`` table, added in :data:`ROUTE_MODULES` order.
 """
 
 from __future__ import annotations
@@ -16,11 +17,23 @@ import nats.errors
 import structlog
 from aiohttp import web
 
+from services.api import metrics, openapi
 from services.api.accesslog import access_log_middleware
 from services.api.auth import auth_middleware
 from services.api.keys import JETSTREAM, NATS, POOL, SETTINGS, TOPOLOGY
+from services.api.metrics import METRICS, ApiMetrics, metrics_middleware
 from services.api.problems import problem_middleware
-from services.api.routes import cron, health, runs, schedules, workflows
+from services.api.routes import (
+    cron,
+    events,
+    health,
+    keys,
+    queues,
+    runs,
+    schedules,
+    stats,
+    workflows,
+)
 from shared.db.pool import open_pool
 from shared.messaging.connection import open_nats
 from shared.messaging.topology import Topology, ensure_topology
@@ -55,16 +68,38 @@ async def _nats(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+ROUTE_MODULES = (
+    health,
+    metrics,
+    openapi,
+    workflows,
+    schedules,
+    runs,
+    events,
+    stats,
+    cron,
+    keys,
+    queues,
+)
+
+
 def create_app(settings: Settings) -> web.Application:
     """A new application; nothing is connected until it starts."""
     app = web.Application(
         client_max_size=settings.api_max_body_bytes,
-        middlewares=[access_log_middleware, problem_middleware, auth_middleware],
+        middlewares=[
+            access_log_middleware,
+            metrics_middleware,
+            problem_middleware,
+            auth_middleware,
+        ],
     )
     app[SETTINGS] = settings
     app[TOPOLOGY] = Topology(settings.namespace)
+    app[METRICS] = ApiMetrics.create()
+    app[stats.CACHE] = {}
     app.cleanup_ctx.extend([_postgres, _nats])
-    for module in (health, workflows, schedules, runs, cron):
+    for module in ROUTE_MODULES:
         app.router.add_routes(module.routes)
     return app
 

@@ -1,7 +1,9 @@
 """Bearer API keys: ``Authorization: Bearer fc_…`` → the key's organization.
 
 Keys are looked up by their SHA-256 (``shared.apikeys.hash_key``) among keys not
-revoked. ``/healthz`` and ``/readyz`` are open, for load balancers and probes.
+revoked, on every request, so a revoked key stops working at once. ``/healthz``,
+``/readyz``, ``/metrics`` and the API's description (``/api/openapi.json``,
+``/api/docs``) are open, for load balancers, probes, scrapers and readers.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from services.api.keys import POOL, PRINCIPAL, Principal
 from services.api.problems import Problem
 from shared.apikeys import hash_key
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/api/openapi.json", "/api/docs"})
 
 _LOOKUP = """
 SELECT id, org_id, role,
@@ -58,3 +60,9 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
     request[PRINCIPAL] = Principal(row["id"], row["org_id"], row["role"])
     response = await handler(request)
     return response
+
+
+def require_admin(request: web.Request) -> None:
+    """403 unless the caller's key has the ``admin`` role."""
+    if request[PRINCIPAL].role != "admin":
+        raise Problem(403, "forbidden", "this needs an admin key; yours is a member key")

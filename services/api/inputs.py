@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from services.api.keys import SETTINGS
 from services.api.problems import field_path, from_validation_error, invalid, parse_json
 
 M = TypeVar("M", bound=BaseModel)
@@ -32,15 +33,16 @@ async def read_body(request: web.Request, model: type[M], *, optional: bool = Fa
         data = parse_json(raw)
     if not isinstance(data, dict):
         raise invalid("", "the body must be a JSON object")
-    _check_values(data)
+    _check_values(data, request.app[SETTINGS].api_max_string_chars)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise from_validation_error(exc) from None
 
 
-def _check_values(data: dict[str, Any]) -> None:
-    """Refuse what Postgres or the encoder cannot take: U+0000 in text, deep nesting.
+def _check_values(data: dict[str, Any], max_chars: int) -> None:
+    """Refuse what Postgres or the encoder cannot take (U+0000 in text) and what no
+    request needs: nesting deeper than MAX_DEPTH, strings or keys over ``max_chars``.
 
     Iterative, so a deeply nested body cannot exhaust the interpreter's stack.
     """
@@ -49,12 +51,17 @@ def _check_values(data: dict[str, Any]) -> None:
         path, value = stack.pop()
         if len(path) > MAX_DEPTH:
             raise invalid(field_path((), path[:MAX_DEPTH]), f"nested deeper than {MAX_DEPTH}")
-        if isinstance(value, str) and "\x00" in value:
-            raise invalid(field_path((), path), "text may not contain U+0000 (NUL)")
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise invalid(field_path((), path), "text may not contain U+0000 (NUL)")
+            if len(value) > max_chars:
+                raise invalid(field_path((), path), f"longer than {max_chars} characters")
         if isinstance(value, dict):
             for key, item in value.items():
                 if "\x00" in key:
                     raise invalid(field_path((), path), "keys may not contain U+0000 (NUL)")
+                if len(key) > max_chars:
+                    raise invalid(field_path((), path), f"a key is longer than {max_chars}")
                 stack.append(((*path, key), item))
         elif isinstance(value, list):
             stack.extend(((*path, i), item) for i, item in enumerate(value))

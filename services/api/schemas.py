@@ -7,7 +7,7 @@ from database rows and dumped by :mod:`services.api.jsonio`.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -167,6 +167,21 @@ class RunListQuery(PageQuery):
     workflow_id: uuid.UUID | None = None
     schedule_id: uuid.UUID | None = None
     status: RunStatus | None = None
+    created_after: datetime | None = Field(None, description="Created at or after; naive = UTC.")
+    created_before: datetime | None = Field(None, description="Created before; naive = UTC.")
+
+    @field_validator("created_after", "created_before")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+class RetryIn(Request):
+    from_failed: bool = Field(
+        False,
+        description="Resume after the steps that succeeded (at the run's own workflow "
+        "version) instead of starting over at the current version.",
+    )
 
 
 class LogListQuery(Request):
@@ -193,6 +208,7 @@ class RunOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     duration_ms: int | None
+    retry_of: uuid.UUID | None = Field(None, description="The run this one retries.")
 
 
 class StepOut(BaseModel):
@@ -210,6 +226,12 @@ class StepOut(BaseModel):
 
 class RunDetailOut(RunOut):
     steps: list[StepOut]
+
+
+class VersionOut(BaseModel):
+    version: int
+    graph: dict[str, Any]
+    created_at: datetime
 
 
 class LogOut(BaseModel):

@@ -53,6 +53,8 @@ WHERE r.org_id = $1
   AND ($3::uuid IS NULL OR r.schedule_id = $3)
   AND ($4::text IS NULL OR r.status = $4)
   AND ($5::timestamptz IS NULL OR (r.created_at, r.id) < ($5, $6::uuid))
+  AND ($8::timestamptz IS NULL OR r.created_at >= $8)
+  AND ($9::timestamptz IS NULL OR r.created_at < $9)
 ORDER BY r.created_at DESC, r.id DESC
 LIMIT $7
 """
@@ -71,15 +73,27 @@ SET status = 'cancelled', error = coalesce(error, 'run cancelled'),
     finished_at = coalesce(finished_at, clock_timestamp())
 WHERE run_id = $1 AND org_id = $2 AND status IN ('pending', 'running')
 """
-# A retry is a new run of the same workflow and input at the workflow's current version.
+# A retry is a new run with the same input, at the workflow's current version; one
+# from the failed step keeps the original's version, since it resumes that graph.
 _INSERT_RETRY = f"""
 INSERT INTO workflow_runs AS r
     (id, org_id, workflow_id, workflow_version, trigger, status, input)
-SELECT $1, o.org_id, o.workflow_id, w.version, 'retry', 'queued', o.input
+SELECT $1, o.org_id, o.workflow_id,
+       CASE WHEN $4 THEN o.workflow_version ELSE w.version END, 'retry', 'queued', o.input
 FROM workflow_runs o JOIN workflows w ON w.id = o.workflow_id
 WHERE o.id = $2 AND o.org_id = $3
   AND o.status IN ('succeeded', 'failed', 'cancelled', 'timed_out')
 RETURNING {COLUMNS}
+"""
+# The executor skips steps already 'succeeded' on the run (that is how it resumes after
+# a crash), so copying them makes the retry resume after them.
+_COPY_SUCCEEDED_STEPS = """
+INSERT INTO run_steps
+    (run_id, node_id, org_id, node_type, status, attempt, input, output, error,
+     started_at, finished_at)
+SELECT $1, node_id, org_id, node_type, status, attempt, input, output, error,
+       started_at, finished_at
+FROM run_steps WHERE run_id = $2 AND org_id = $3 AND status = 'succeeded'
 """
 _LOGS = """
 SELECT id, run_id, node_id, level, message, data, created_at FROM run_logs
@@ -134,10 +148,22 @@ async def list_page(
     status: str | None,
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
 ) -> list[asyncpg.Record]:
+    """Newest first; ``created_after`` is inclusive, ``created_before`` exclusive."""
     created, last_id = after if after else (None, None)
     return await pool.fetch(
-        _LIST, org_id, workflow_id, schedule_id, status, created, last_id, limit
+        _LIST,
+        org_id,
+        workflow_id,
+        schedule_id,
+        status,
+        created,
+        last_id,
+        limit,
+        created_after,
+        created_before,
     )
 
 
@@ -150,9 +176,20 @@ async def cancel(pool: Pool, org_id: uuid.UUID, run_id: uuid.UUID) -> bool:
     return True
 
 
-async def create_retry(pool: Pool, org_id: uuid.UUID, run_id: uuid.UUID) -> asyncpg.Record | None:
-    """A new queued run repeating a finished one; None if it is missing or not finished."""
-    row: asyncpg.Record | None = await pool.fetchrow(_INSERT_RETRY, uuid.uuid4(), run_id, org_id)
+async def create_retry(
+    pool: Pool, org_id: uuid.UUID, run_id: uuid.UUID, *, from_failed: bool
+) -> asyncpg.Record | None:
+    """A new queued run repeating a finished one; None if it is missing or not finished.
+
+    With ``from_failed`` the original's succeeded steps are copied into the new run in
+    the same transaction, before anything is published.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        row: asyncpg.Record | None = await conn.fetchrow(
+            _INSERT_RETRY, uuid.uuid4(), run_id, org_id, from_failed
+        )
+        if row is not None and from_failed:
+            await conn.execute(_COPY_SUCCEEDED_STEPS, row["id"], run_id, org_id)
     return row
 
 

@@ -26,6 +26,7 @@ from services.api.schemas import (
     LogListQuery,
     LogOut,
     Page,
+    RetryIn,
     RunDetailOut,
     RunIn,
     RunListQuery,
@@ -112,10 +113,13 @@ async def cancel_run(request: web.Request) -> web.Response:
 
 @routes.post("/api/runs/{id}/retry")
 async def retry_run(request: web.Request) -> web.Response:
-    """A new run (trigger ``retry``) with the same input: 201, or 409 if still going."""
+    """A new run (trigger ``retry``, ``retry_of`` the original) with the same input: 201,
+    or 409 if the original is still going. ``{"from_failed": true}`` resumes after the
+    steps that succeeded; without it the retry starts over."""
     run_id = path_id(request)
+    body = await read_body(request, RetryIn, optional=True)
     pool, org = request.app[POOL], org_id(request)
-    row = await sql.create_retry(pool, org, run_id)
+    row = await sql.create_retry(pool, org, run_id, from_failed=body.from_failed)
     if row is None:
         original = await sql.get(pool, org, run_id)
         if original is None:
@@ -135,6 +139,8 @@ async def list_runs(request: web.Request) -> web.Response:
         status=query.status,
         after=decode_time_cursor(query.cursor),
         limit=query.limit + 1,
+        created_after=query.created_after,
+        created_before=query.created_before,
     )
     page, more = split_page(rows, query.limit)
     cursor = encode_time_cursor(page[-1]["created_at"], page[-1]["id"]) if more else None
