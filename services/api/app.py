@@ -99,6 +99,7 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = ApiMetrics.create()
     app[stats.CACHE] = {}
     app.cleanup_ctx.extend([_postgres, _nats])
+    app.on_startup.append(openapi.build_on_startup)
     for module in ROUTE_MODULES:
         app.router.add_routes(module.routes)
     return app

@@ -216,13 +216,15 @@ def routes_of(app: web.Application) -> list[tuple[str, str]]:
     return found
 
 
-DOCUMENT = web.AppKey("openapi_document", dict)
+DOCUMENT = web.AppKey("openapi_document", dict[str, Any])
+
+
+async def build_on_startup(app: web.Application) -> None:
+    """Build the document once, when the router is complete (an ``on_startup`` hook)."""
+    app[DOCUMENT] = build_document(app)
 
 
 def document(app: web.Application) -> dict[str, Any]:
-    """The app's document, built once on first use."""
-    if DOCUMENT not in app:
-        app[DOCUMENT] = build_document(app)
     return app[DOCUMENT]
 
 
