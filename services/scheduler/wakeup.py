@@ -47,6 +47,7 @@ class Wakeup:
     async def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None and not conn.is_closed():
+            conn.remove_termination_listener(self._lost)  # closing it is not losing it
             await conn.close()
 
     async def wait(self, timeout: float, stop: asyncio.Event) -> None:
