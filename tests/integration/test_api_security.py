@@ -149,7 +149,7 @@ async def test_bodies_are_bounded(api: Client, org: Org) -> None:
     too_big = {"name": "x", "description": "y" * 2_000_000, "graph": graph()}
     await assert_problem(await api.post("/api/workflows", json=too_big, headers=org.headers), 413)
 
-    long_string = {"name": "x", "graph": graph()}
+    long_string: dict[str, Any] = {"name": "x", "graph": graph()}
     long_string["graph"]["nodes"][3]["config"]["message"] = "z" * 70_000
     problem = await assert_problem(
         await api.post("/api/workflows", json=long_string, headers=org.headers), 422
