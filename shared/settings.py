@@ -94,6 +94,18 @@ class Settings(BaseSettings):
         description="Targets http_request and slack_message may reach: 'public' refuses "
         "private, loopback, link-local (169.254.169.254) and other non-global addresses.",
     )
+    secrets_key: str = Field(
+        "",
+        repr=False,
+        description="Fernet key(s) encrypting organization secrets, comma separated (the "
+        "first encrypts, all decrypt: rotation). Needed once a secret is stored or used; "
+        "make one with `python -c 'from shared.secrets import new_key; print(new_key())'`.",
+    )
+    executor_hold_s: float = Field(
+        1.0,
+        gt=0,
+        description="Seconds a run held back by max_concurrency waits before it is offered again.",
+    )
 
     @field_validator("namespace")
     @classmethod
