@@ -90,19 +90,27 @@ class Processes:
         """SIGTERM, wait; SIGKILL only when the process outlives ``timeout``."""
         if process.popen.poll() is None:
             os.kill(process.pid, signal.SIGTERM)
+        return self._wait(process, timeout)
+
+    def stop_all(self, timeout: float = STOP_TIMEOUT_S) -> dict[str, int]:
+        """One SIGTERM to every running process at once, then the exit code of each.
+
+        (Only one: a second SIGTERM reaching a service after its own handler is gone
+        would kill it with -15 in the middle of a clean exit.)
+        """
+        for process in self.started:
+            if process.popen.poll() is None:
+                os.kill(process.pid, signal.SIGTERM)
+        return {process.name: self._wait(process, timeout) for process in self.started}
+
+    @staticmethod
+    def _wait(process: Process, timeout: float) -> int:
         try:
             return process.popen.wait(timeout)
         except subprocess.TimeoutExpired:
             process.popen.kill()
             process.popen.wait()
             return -signal.SIGKILL
-
-    def stop_all(self, timeout: float = STOP_TIMEOUT_S) -> dict[str, int]:
-        """SIGTERM to every running process at once, then the exit code of each."""
-        for process in self.started:
-            if process.popen.poll() is None:
-                os.kill(process.pid, signal.SIGTERM)
-        return {process.name: self.stop(process, timeout) for process in self.started}
 
 
 @contextmanager

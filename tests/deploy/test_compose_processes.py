@@ -30,6 +30,19 @@ from tests.e2e.test_pipeline import GRAPH
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
+# The e2e graph plus a 2.5 s step, and one run in flight per executor: with a run
+# fired every second, three consecutive runs cannot share a replica, so the work is
+# seen spread over the three executors within seconds (the pull order alone is not
+# round-robin).
+RUN_S = 2.5
+SLOW_GRAPH: dict[str, Any] = {
+    **GRAPH,
+    "nodes": [
+        *GRAPH["nodes"],
+        {"id": "wait", "type": "action", "action": "delay", "config": {"seconds": RUN_S}},
+    ],
+    "edges": [*GRAPH["edges"], {"from": "say", "to": "wait"}],
+}
 
 
 def service_environment(
@@ -43,6 +56,8 @@ def service_environment(
     env["FLOWCRON_NATS_URL"] = settings.nats_url
     env["FLOWCRON_NAMESPACE"] = settings.namespace
     env["FLOWCRON_EXECUTOR_ACK_WAIT_S"] = str(settings.executor_ack_wait_s)
+    if "FLOWCRON_EXECUTOR_CONCURRENCY" in env:
+        env["FLOWCRON_EXECUTOR_CONCURRENCY"] = "1"
     if "FLOWCRON_API_PORT" in env:  # the published port, on loopback
         env["FLOWCRON_API_HOST"] = "127.0.0.1"
         env["FLOWCRON_API_PORT"] = str(api_port)
@@ -92,7 +107,7 @@ async def test_compose_services_as_processes_run_the_pipeline(
             workflow_id = await _every_second_schedule(http)
             shares = await wait_for(
                 lambda: _executor_shares(pool, workflow_id, want=3),
-                timeout=45,
+                timeout=30,
                 message="succeeded runs on three executors",
             )
             assert len(shares) == 3
@@ -145,7 +160,9 @@ def _healthchecks_pass(services: dict[str, Any], settings: Settings, port: int) 
 
 
 async def _every_second_schedule(http: aiohttp.ClientSession) -> uuid.UUID:
-    async with http.post("/api/workflows", json={"name": "compose", "graph": GRAPH}) as response:
+    async with http.post(
+        "/api/workflows", json={"name": "compose", "graph": SLOW_GRAPH}
+    ) as response:
         assert response.status == 201, await response.text()
         workflow = await response.json()
     body = {"cron": "* * * * * *", "input": {"n": 3}}
