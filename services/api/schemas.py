@@ -179,6 +179,7 @@ class RunListQuery(PageQuery):
 class RetryIn(Request):
     from_failed: bool = Field(
         False,
+        strict=True,
         description="Resume after the steps that succeeded (at the run's own workflow "
         "version) instead of starting over at the current version.",
     )
