@@ -56,12 +56,9 @@ def _event(msg: Msg, namespace: str, org: uuid.UUID) -> Event | None:
         return None
     if not isinstance(body, dict) or body.get("org_id") != str(org):
         return None
-    seq = None
-    if msg.reply:  # JetStream deliveries carry their metadata in the reply subject
-        try:
-            seq = msg.metadata.sequence.stream
-        except (ValueError, AttributeError):
-            seq = None
+    # JetStream deliveries carry their metadata in a $JS.ACK reply subject; a core
+    # subscriber sees the publisher's own reply inbox instead.
+    seq = msg.metadata.sequence.stream if msg.reply.startswith("$JS.ACK.") else None
     return Event(kind, body, seq)
 
 
@@ -139,9 +136,9 @@ async def org_events(request: web.Request) -> web.StreamResponse:
         _enqueue(queue, _event(msg, topology.namespace, org))
 
     # Core NATS sees what is published to the stream's subjects: live events only.
-    subscription = await request.app[NATS].subscribe(
-        f"{topology.namespace}.events.>", cb=on_message
-    )
+    client = request.app[NATS]
+    subscription = await client.subscribe(f"{topology.namespace}.events.>", cb=on_message)
+    await client.flush()  # the server has the subscription before the client hears "200"
     try:
         return await _pump(request, queue, until_finished=False)
     finally:
