@@ -1,0 +1,261 @@
+"""API benchmark (issue 5): latency and throughput at 50 concurrent clients.
+
+    .venv/bin/python bench/api.py [--schedules 10000] [--runs 1000000] [--requests 4000]
+
+Seeds one organization with ``--schedules`` schedules (over 100 workflows) and
+``--runs`` runs spread over the last 30 days (``INSERT … SELECT generate_series``),
+runs ``VACUUM ANALYZE``, starts the API as its own process (``python -m
+services.api``), and measures, with ``--clients`` concurrent clients in this process:
+
+* ``GET /api/schedules`` (first page of 50)
+* ``GET /api/runs?status=failed`` (first page)
+* ``GET /api/stats``
+* ``POST /api/workflows/{id}/runs`` (written, then published to JetStream)
+
+Uses FLOWCRON_BENCH_DATABASE_URL / FLOWCRON_BENCH_NATS_URL (default: the local servers),
+in a fresh database and namespace dropped afterwards. Prints the figures and writes
+them to bench/results/api.json. The load generator shares the machine's cores with the
+API process and Postgres, so the figures are a floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from shared.apikeys import create_key
+from shared.db.migrator import migrate
+from shared.messaging.connection import open_nats
+from shared.messaging.topology import Topology, delete_topology
+
+SERVER = os.environ.get(
+    "FLOWCRON_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+NATS = os.environ.get("FLOWCRON_BENCH_NATS_URL", "nats://127.0.0.1:4222")
+ROOT = Path(__file__).resolve().parents[1]
+GRAPH = {"nodes": [{"id": "t", "type": "trigger"}], "edges": []}
+WORKFLOWS = 100
+
+_SEED_RUNS = """
+INSERT INTO workflow_runs
+    (id, org_id, workflow_id, workflow_version, schedule_id, trigger, scheduled_for,
+     status, created_at, started_at, finished_at)
+SELECT gen_random_uuid(), $1, s.workflow_id, 1, s.id, 'schedule', t.at,
+       CASE WHEN g % 20 = 0 THEN 'failed' WHEN g % 97 = 0 THEN 'timed_out'
+            WHEN g % 211 = 0 THEN 'cancelled' ELSE 'succeeded' END,
+       t.at, t.at, t.at + make_interval(secs => (g % 5000) / 1000.0)
+FROM generate_series(1, $2) AS g
+JOIN LATERAL (SELECT now() - make_interval(secs => (g::double precision * $3)) AS at) t ON true
+JOIN schedules_by_n s ON s.n = g % $4
+"""
+
+
+async def seed(conn: asyncpg.Connection, schedules: int, runs: int) -> tuple[str, str]:
+    """The organization's rows; returns (API key, a workflow id)."""
+    org = uuid.uuid4()
+    await conn.execute("INSERT INTO organizations (id, name) VALUES ($1, 'bench')", org)
+    await conn.execute(
+        """INSERT INTO workflows (id, org_id, name, graph)
+           SELECT gen_random_uuid(), $1, 'bench ' || i, $2 FROM generate_series(1, $3) AS i""",
+        org,
+        GRAPH,
+        WORKFLOWS,
+    )
+    await conn.execute(
+        """INSERT INTO workflow_versions (workflow_id, version, org_id, graph)
+           SELECT id, 1, org_id, graph FROM workflows"""
+    )
+    await conn.execute(
+        """INSERT INTO workflow_schedules (id, org_id, workflow_id, cron, next_run_at,
+                                          created_at)
+           SELECT gen_random_uuid(), $1, w.id, '0 * * * *', now() + interval '1 hour',
+                  now() - make_interval(secs => i)
+           FROM generate_series(1, $2) AS i
+           JOIN (SELECT id, row_number() OVER () - 1 AS n FROM workflows) w
+             ON w.n = i % $3""",
+        org,
+        schedules,
+        WORKFLOWS,
+    )
+    await conn.execute(
+        """CREATE TEMP TABLE schedules_by_n AS
+           SELECT id, workflow_id, row_number() OVER (ORDER BY id) - 1 AS n
+           FROM workflow_schedules"""
+    )
+    await conn.execute("CREATE INDEX ON schedules_by_n (n)")
+    spacing_s = 30 * 86_400 / runs  # a month of runs, newest now
+    await conn.execute(_SEED_RUNS, org, runs, spacing_s, schedules)
+    await conn.execute("VACUUM ANALYZE")
+    key = await create_key(conn, org, name="bench", role="admin")
+    workflow = await conn.fetchval("SELECT id FROM workflows ORDER BY id LIMIT 1")
+    return key.key, str(workflow)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def _ready(base: str, process: asyncio.subprocess.Process) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(600):
+            if process.returncode is not None:
+                raise RuntimeError("the API exited at start")
+            try:
+                async with session.get(f"{base}/readyz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)  # polling a process start-up, not a test
+    raise RuntimeError("the API did not become ready")
+
+
+Request = Callable[[aiohttp.ClientSession], Awaitable[int]]
+
+
+async def measure(request: Request, clients: int, total: int) -> dict[str, Any]:
+    """``total`` requests by ``clients`` concurrent workers (after a warm-up)."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await asyncio.gather(*(request(session) for _ in range(clients * 2)))
+        remaining = total
+
+        async def worker() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                started = time.perf_counter()
+                status = await request(session)
+                latencies.append(time.perf_counter() - started)
+                statuses[status] = statuses.get(status, 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "statuses": statuses,
+        "requests_per_second": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(statistics.median(latencies) * 1000, 2),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
+        "max_ms": round(latencies[-1] * 1000, 2),
+    }
+
+
+def _get(url: str, headers: dict[str, str]) -> Request:
+    async def call(session: aiohttp.ClientSession) -> int:
+        async with session.get(url, headers=headers) as resp:
+            await resp.read()
+            return resp.status
+
+    return call
+
+
+def _post(url: str, headers: dict[str, str]) -> Request:
+    async def call(session: aiohttp.ClientSession) -> int:
+        async with session.post(url, json={"input": {"n": 1}}, headers=headers) as resp:
+            await resp.read()
+            return resp.status
+
+    return call
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    database = f"flowcron_bench_{uuid.uuid4().hex[:8]}"
+    namespace = f"bench{uuid.uuid4().hex[:6]}"
+    admin = await asyncpg.connect(SERVER)
+    await admin.execute(f'CREATE DATABASE "{database}"')
+    url = SERVER.rsplit("/", 1)[0] + "/" + database
+    process: asyncio.subprocess.Process | None = None
+    try:
+        conn = await asyncpg.connect(url)
+        await conn.set_type_codec(
+            "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+        try:
+            await migrate(conn)
+            started = time.perf_counter()
+            key, workflow = await seed(conn, args.schedules, args.runs)
+            seed_s = time.perf_counter() - started
+        finally:
+            await conn.close()
+        port = _free_port()
+        env = {
+            **os.environ,
+            "FLOWCRON_DATABASE_URL": url,
+            "FLOWCRON_NATS_URL": NATS,
+            "FLOWCRON_NAMESPACE": namespace,
+            "FLOWCRON_API_PORT": str(port),
+            "FLOWCRON_LOG_LEVEL": "warning",
+            "FLOWCRON_DATABASE_POOL_MAX": str(args.pool),
+        }
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "services.api", cwd=ROOT, env=env
+        )
+        base = f"http://127.0.0.1:{port}"
+        await _ready(base, process)
+        headers = {"Authorization": f"Bearer {key}"}
+        cases = {
+            "GET /api/schedules": _get(f"{base}/api/schedules?limit=50", headers),
+            "GET /api/runs?status=failed": _get(f"{base}/api/runs?status=failed", headers),
+            "GET /api/stats": _get(f"{base}/api/stats", headers),
+            "POST /api/workflows/{id}/runs": _post(
+                f"{base}/api/workflows/{workflow}/runs", headers
+            ),
+        }
+        figures: dict[str, Any] = {
+            "schedules": args.schedules,
+            "runs": args.runs,
+            "clients": args.clients,
+            "api_pool_max": args.pool,
+            "seed_seconds": round(seed_s, 1),
+            "cpus": os.cpu_count(),
+            "endpoints": {},
+        }
+        for name, request in cases.items():
+            figures["endpoints"][name] = await measure(request, args.clients, args.requests)
+            print(name, figures["endpoints"][name], flush=True)
+        return figures
+    finally:
+        if process is not None:
+            process.terminate()
+            await asyncio.wait_for(process.wait(), 30)
+        async with open_nats([NATS], name="bench") as nc:
+            await delete_topology(nc.jetstream(), Topology(namespace))
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await admin.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--schedules", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=4000)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--pool", type=int, default=10)
+    figures = asyncio.run(main(parser.parse_args()))
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "api.json").write_text(json.dumps(figures, indent=2) + "\n")
+    print(json.dumps(figures, indent=2))
