@@ -31,6 +31,7 @@ from services.api.routes import (
     queues,
     runs,
     schedules,
+    secrets,
     stats,
     workflows,
 )
@@ -79,6 +80,7 @@ ROUTE_MODULES = (
     stats,
     cron,
     keys,
+    secrets,
     queues,
 )
 

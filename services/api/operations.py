@@ -15,7 +15,7 @@ from pydantic import BaseModel, RootModel
 
 from services.api import schedule_schemas as sch
 from services.api.openapi import Op
-from services.api.routes import keys, queues, stats
+from services.api.routes import keys, queues, secrets, stats
 from services.api.schemas import (
     LogListQuery,
     LogOut,
@@ -204,6 +204,22 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ),
     ("GET", "/api/keys"): Op("List API keys", "keys", {200: keys.KeyPage}, admin=True),
     ("DELETE", "/api/keys/{id}"): Op("Revoke an API key", "keys", {204: None}, admin=True),
+    # --- secrets
+    ("POST", "/api/secrets"): Op(
+        "Create or replace a secret",
+        "secrets",
+        {200: secrets.SecretOut, 201: secrets.SecretOut},
+        body=secrets.SecretIn,
+        admin=True,
+    ),
+    ("GET", "/api/secrets"): Op("List secret names", "secrets", {200: secrets.SecretPage}),
+    ("DELETE", "/api/secrets/{name}"): Op(
+        "Delete a secret",
+        "secrets",
+        {204: None},
+        path_params={"name": {"type": "string", "pattern": secrets.NAME_PATTERN}},
+        admin=True,
+    ),
     # --- queues
     ("GET", "/api/admin/queues"): Op(
         "Streams and consumers", "admin", {200: queues.QueueList}, admin=True

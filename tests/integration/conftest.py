@@ -11,6 +11,7 @@ from nats.js import JetStreamContext
 
 from shared.apikeys import create_key, ensure_organization
 from shared.db.pool import Pool
+from shared.secrets import new_key
 from shared.settings import Settings
 from tests.conftest import Org
 from tests.integration.test_api_support import Client, api_client
@@ -18,8 +19,9 @@ from tests.integration.test_api_support import Client, api_client
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def api(settings: Settings, js: JetStreamContext) -> AsyncIterator[Client]:
-    """A test client of the API on a real server (streams of the namespace declared)."""
-    async with api_client(settings) as client:
+    """A test client of the API on a real server (streams of the namespace declared),
+    with a secrets key."""
+    async with api_client(settings.model_copy(update={"secrets_key": new_key()})) as client:
         yield client
 
 

@@ -5,12 +5,19 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from nats.js import JetStreamContext
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 
+from shared.control import cancel_subject, cancel_wildcard
 from shared.db.pool import Pool
 from shared.messaging.topology import Topology
 from tests.conftest import Org
 from tests.integration.test_api_support import Client, assert_problem, create_workflow
+from tests.waiting import wait_for
+
+
+async def _async(value: list[str]) -> list[str]:
+    return value
 
 
 async def _run(api: Client, org: Org, wid: str) -> str:
@@ -50,18 +57,28 @@ async def test_runs_filtered_by_time_range(api: Client, org: Org, pool: Pool) ->
 
 
 async def test_cancel_then_retry_over_again(
-    api: Client, org: Org, js: JetStreamContext, topology: Topology
+    api: Client, org: Org, nats_client: NatsClient, topology: Topology
 ) -> None:
     wid = (await create_workflow(api, org))["id"]
     run_id = await _run(api, org, wid)
+    heard: list[str] = []
+
+    async def on_cancel(msg: Msg) -> None:
+        heard.append(msg.subject)
+
+    await nats_client.subscribe(cancel_wildcard(topology.namespace), cb=on_cancel)
+    await nats_client.flush()
     resp = await api.post(f"/api/runs/{run_id}/cancel", headers=org.headers)
     assert resp.status == 200 and (await resp.json())["status"] == "cancelled"
+    await wait_for(lambda: _async(heard), message="the cancel control message")
+    assert heard == [cancel_subject(topology.namespace, run_id)]
     await assert_problem(await api.post(f"/api/runs/{run_id}/cancel", headers=org.headers), 409)
 
     resp = await api.post(f"/api/runs/{run_id}/retry", headers=org.headers)
     assert resp.status == 201, await resp.text()
     retry = await resp.json()
     assert retry["trigger"] == "retry" and retry["status"] == "queued"
+    assert retry["retry_of"] == run_id
     assert retry["published_at"] is not None
     detail = await (await api.get(f"/api/runs/{retry['id']}", headers=org.headers)).json()
     assert detail["steps"] == []
@@ -102,7 +119,7 @@ async def test_retry_from_the_failed_step_copies_the_succeeded_steps(
     )
     assert resp.status == 201, await resp.text()
     retry = await resp.json()
-    assert retry["workflow_version"] == 1
+    assert retry["workflow_version"] == 1 and retry["retry_of"] == run_id
     detail = await (await api.get(f"/api/runs/{retry['id']}", headers=org.headers)).json()
     assert [(s["node_id"], s["status"], s["output"]) for s in detail["steps"]] == [
         ("start", "succeeded", {"node": "start"})

@@ -29,6 +29,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/schedules/{id}/backfill"): {"start": NOW, "end": "2026-01-01T03:00:00Z"},
     ("POST", "/api/utils/validate-cron"): {"expression": "* * * * *"},
     ("POST", "/api/admin/queues/{name}"): {"action": "retry", "filter": {}},
+    ("POST", "/api/secrets"): {"name": "B_TOKEN", "value": "b"},
 }
 STREAMS = {"/api/events"}  # open-ended: covered by test_api_events
 
@@ -55,7 +56,17 @@ async def _org_a_objects(
         message.to_bytes(),
         headers={"Flowcron-Error": "boom"},
     )
-    return {"workflow": wid, "schedule": schedule["id"], "run": run["id"], "key": key["id"]}
+    resp = await api.post(
+        "/api/secrets", json={"name": "A_ONLY_TOKEN", "value": "s3cret"}, headers=org.headers
+    )
+    assert resp.status == 201, await resp.text()
+    return {
+        "workflow": wid,
+        "schedule": schedule["id"],
+        "run": run["id"],
+        "key": key["id"],
+        "secret": "A_ONLY_TOKEN",
+    }
 
 
 def _path_for(path: str, ids: dict[str, str]) -> str:
@@ -65,6 +76,8 @@ def _path_for(path: str, ids: dict[str, str]) -> str:
         ("/api/runs/", "run"),
         ("/api/keys/", "key"),
     ):
+        if path.startswith("/api/secrets/"):
+            return path.replace("{name}", ids["secret"])
         if path.startswith(prefix):
             return path.replace("{id}", ids[kind])
     return path.replace("{name}", "dlq")
@@ -85,7 +98,7 @@ async def test_every_route_keeps_other_organizations_out(
         text = await resp.text()
         where = f"{method} {url} -> {resp.status}: {text[:300]}"
         if "{" in template:
-            assert resp.status == 404 or template.endswith("{name}"), where
+            assert resp.status == 404 or template.startswith("/api/admin/queues"), where
         else:
             assert resp.status < 300, where
         for kind, value in ids.items():
@@ -105,6 +118,7 @@ async def test_every_route_keeps_other_organizations_out(
         await pool.fetchval("SELECT revoked_at FROM api_keys WHERE id = $1", uuid.UUID(ids["key"]))
         is None
     )
+    assert await pool.fetchval("SELECT count(*) FROM secrets WHERE org_id = $1", org.id) == 1
     dlq = await js.stream_info(topology.dlq_stream)
     assert dlq.state.messages == 1
 

@@ -18,7 +18,7 @@ AS duration_ms
 COLUMNS = """
 r.id, r.org_id, r.workflow_id, r.workflow_version, r.schedule_id, r.trigger,
 r.scheduled_for, r.status, r.attempt, r.input, r.output, r.error, r.idempotency_key,
-r.created_at, r.published_at, r.started_at, r.finished_at,
+r.created_at, r.published_at, r.started_at, r.finished_at, r.retry_of,
 """ + _DURATION.format(t="r")
 
 # Inserted only when the workflow belongs to the organization; an Idempotency-Key
@@ -77,9 +77,9 @@ WHERE run_id = $1 AND org_id = $2 AND status IN ('pending', 'running')
 # from the failed step keeps the original's version, since it resumes that graph.
 _INSERT_RETRY = f"""
 INSERT INTO workflow_runs AS r
-    (id, org_id, workflow_id, workflow_version, trigger, status, input)
+    (id, org_id, workflow_id, workflow_version, trigger, status, input, retry_of)
 SELECT $1, o.org_id, o.workflow_id,
-       CASE WHEN $4 THEN o.workflow_version ELSE w.version END, 'retry', 'queued', o.input
+       CASE WHEN $4 THEN o.workflow_version ELSE w.version END, 'retry', 'queued', o.input, o.id
 FROM workflow_runs o JOIN workflows w ON w.id = o.workflow_id
 WHERE o.id = $2 AND o.org_id = $3
   AND o.status IN ('succeeded', 'failed', 'cancelled', 'timed_out')

@@ -8,11 +8,13 @@ A manual run is written first and published after the commit (the outbox, see
 from __future__ import annotations
 
 import asyncpg
+import nats.errors
+import structlog
 from aiohttp import web
 
 from services.api.inputs import path_id, read_body, read_query
 from services.api.jsonio import json_response
-from services.api.keys import JETSTREAM, POOL, TOPOLOGY, org_id
+from services.api.keys import JETSTREAM, NATS, POOL, TOPOLOGY, org_id
 from services.api.pagination import (
     decode_id_cursor,
     decode_time_cursor,
@@ -33,10 +35,12 @@ from services.api.schemas import (
     RunOut,
     StepOut,
 )
+from shared.control import request_cancel
 from shared.models.messages import RunMessage
 from shared.outbox import dispatch
 
 routes = web.RouteTableDef()
+log = structlog.get_logger(__name__)
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY = 255
@@ -99,10 +103,20 @@ def _created(run: RunOut) -> web.Response:
 
 @routes.post("/api/runs/{id}/cancel")
 async def cancel_run(request: web.Request) -> web.Response:
-    """Cancel a queued or running run: 200 with the run, 409 if it had already ended."""
+    """Cancel a queued or running run: 200 with the run, 409 if it had already ended.
+
+    The status change in Postgres is the cancellation (the executor's writes are fenced
+    on it); the control message then tells the executor holding the run to stop now
+    rather than at its next write. Losing that message only delays the stop.
+    """
     run_id = path_id(request)
     pool, org = request.app[POOL], org_id(request)
     cancelled = await sql.cancel(pool, org, run_id)
+    if cancelled:
+        try:
+            await request_cancel(request.app[NATS], request.app[TOPOLOGY].namespace, run_id)
+        except (nats.errors.Error, OSError) as exc:
+            log.warning("cancel message not sent", run_id=str(run_id), error=repr(exc))
     row = await sql.get(pool, org, run_id)
     if row is None:
         raise not_found("run")
