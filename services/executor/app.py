@@ -14,10 +14,13 @@ import uuid
 
 import aiohttp
 import structlog
+from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from services.executor.consumer import Consumer
 from services.executor.handler import RunHandler
+from shared.control import cancel_wildcard
 from shared.db.pool import Pool, open_pool
 from shared.messaging.connection import open_nats
 from shared.messaging.topology import Topology, ensure_topology
@@ -41,16 +44,35 @@ class Executor:
         js: JetStreamContext,
         http: aiohttp.ClientSession,
         *,
+        nc: Client,
         executor_id: str | None = None,
     ) -> None:
         self.executor_id = executor_id or new_executor_id()
-        self.handler = RunHandler(settings, pool, js, http, executor_id=self.executor_id)
+        self._nc = nc
+        self._namespace = settings.namespace
+        self.handler = RunHandler(settings, pool, js, http, executor_id=self.executor_id, nc=nc)
         self.consumer = Consumer(js, settings, self.handler.handle)
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Listen for cancel requests, consume until ``stop``, then drain: in-flight runs
+        (consumer), then held runs (offered again at once)."""
         with structlog.contextvars.bound_contextvars(executor_id=self.executor_id):
             await self.handler.load_limits()
-            await self.consumer.run(stop)
+            control = await self._nc.subscribe(cancel_wildcard(self._namespace), cb=self._on_cancel)
+            try:
+                await self.consumer.run(stop)
+            finally:
+                await control.unsubscribe()
+                await self.handler.holds.close()
+
+    async def _on_cancel(self, msg: Msg) -> None:
+        try:
+            run_id = uuid.UUID(msg.subject.rsplit(".", 1)[-1])
+        except ValueError:
+            log.warning("cancel request for a malformed run id", subject=msg.subject)
+            return
+        if self.handler.request_cancel(run_id):
+            log.info("cancelling run on request", run_id=str(run_id))
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
@@ -71,5 +93,5 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             ack_wait_s=settings.executor_ack_wait_s,
             max_deliver=settings.executor_max_deliver,
         )
-        await Executor(settings, pool, js, http).run(stop)
+        await Executor(settings, pool, js, http, nc=nc).run(stop)
         log.info("closing the HTTP session, NATS and the database pool")

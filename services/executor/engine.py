@@ -13,6 +13,9 @@ running are cancelled and recorded ``cancelled``; nodes not started yet are reco
 ``cancelled`` too, with an error naming the node that failed. The run's error is
 ``node '<id>' failed: <message>``.
 
+Loop bodies run on engines of their own (:mod:`services.executor.loop`), in a
+:class:`~services.executor.scope.Scope` that prefixes their step ids.
+
 Handing back: when the engine itself is cancelled (the executor drains), it cancels
 its node tasks and records nothing, so the run stays ``running`` for the next claim.
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,19 +32,23 @@ import structlog
 
 from services.executor.events import Events
 from services.executor.joins import Outcome, incoming_edges, readiness, run_output
+from services.executor.scope import ROOT, Scope
 from services.executor.steps import StepRunner
 from services.executor.store import RunStore, StoredStep
-from shared.models.graph import Node, WorkflowGraph
+from shared.models.graph import GraphShape, Node
 
 log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
 class RunResult:
-    status: str  # succeeded | failed
+    status: str  # succeeded | failed (| cancelled | timed_out, set by the handler)
     output: dict[str, Any] | None
     error: str | None
     steps: dict[str, int]  # count of nodes by final status
+    # The error of steps left unfinished, and the statuses the run may end from.
+    steps_error: str = "not finished when the run ended"
+    from_statuses: tuple[str, ...] = ("running",)
 
 
 class Engine:
@@ -48,29 +56,30 @@ class Engine:
 
     def __init__(
         self,
-        graph: WorkflowGraph,
+        graph: GraphShape,
         store: RunStore,
         steps: StepRunner,
         events: Events,
         *,
-        succeeded: dict[str, StoredStep],
+        succeeded: Mapping[str, StoredStep],
+        scope: Scope = ROOT,
     ) -> None:
         self._graph = graph
         self._store = store
         self._steps = steps
         self._events = events
+        self._scope = scope
         self._incoming = incoming_edges(graph)
-        known = {node.id for node in graph.nodes}
-        self._outcomes: dict[str, Outcome] = {
-            node_id: Outcome("succeeded", step.output, attempts=step.attempt)
-            for node_id, step in succeeded.items()
-            if node_id in known
-        }
+        self._outcomes: dict[str, Outcome] = {}
+        for node in graph.nodes:
+            step = succeeded.get(scope.step_id(node.id))
+            if step is not None:
+                self._outcomes[node.id] = Outcome("succeeded", step.output, attempts=step.attempt)
         self._running: dict[asyncio.Task[Outcome], str] = {}
 
     async def execute(self) -> RunResult:
         """Run every node that should run; LostRun propagates (nothing more is written)."""
-        if self._outcomes:
+        if self._outcomes and self._scope is ROOT:
             log.info("resuming run", already_succeeded=sorted(self._outcomes))
         try:
             failure = await self._until_done_or_failed()
@@ -109,7 +118,9 @@ class Engine:
             for node in self._waiting():
                 decision = readiness(node, self._incoming[node.id], self._outcomes)
                 if decision == "run":
-                    task = asyncio.create_task(self._steps.run(node, dict(self._outcomes)))
+                    task = asyncio.create_task(
+                        self._steps.run(node, dict(self._outcomes), self._scope)
+                    )
                     self._running[task] = node.id
                 elif decision == "skip":
                     await self._record(node, Outcome("skipped", attempts=0))
@@ -142,13 +153,14 @@ class Engine:
 
     async def _record(self, node: Node, outcome: Outcome) -> None:
         self._outcomes[node.id] = outcome
+        step_id = self._scope.step_id(node.id)
         await self._store.step_finished(
-            node.id,
+            step_id,
             node.type.value,
             outcome.status,
             attempt=outcome.attempts,
             error=outcome.error,
         )
         await self._events.publish(
-            self._store.run, "step.finished", outcome.status, node_id=node.id, error=outcome.error
+            self._store.run, "step.finished", outcome.status, node_id=step_id, error=outcome.error
         )

@@ -3,6 +3,8 @@
 * :class:`StepError` fails one node; its message is what the step row and the run's
   ``error`` show. ``retryable`` says whether the node's retry policy applies: a broken
   template or a bad config fails the same way every time, so it is not retried.
+  ``kind`` classifies the failure for a node's ``retry.retry_on``: ``timeout``,
+  ``connection``, ``http_<status>`` (an HTTP answer not accepted) or ``error``.
 * :class:`LostRun` means a fenced write found that this executor no longer owns the
   run (another replica claimed it with a higher ``attempt``, or it was cancelled): the
   executor stops working on it and settles nothing more.
@@ -16,10 +18,11 @@ class StepError(Exception):
 
     retryable: bool = True
 
-    def __init__(self, message: str, *, retryable: bool | None = None) -> None:
+    def __init__(self, message: str, *, retryable: bool | None = None, kind: str = "error") -> None:
         super().__init__(message)
         if retryable is not None:
             self.retryable = retryable
+        self.kind = kind
 
 
 class ConfigError(StepError):

@@ -3,7 +3,9 @@
 Kinds: ``run.started``, ``step.started``, ``step.finished``, ``run.finished``.
 Body: ``{"run_id", "org_id", "workflow_id", "node_id"?, "status", "at"}`` (``at`` is
 ISO 8601 UTC), plus ``error`` when there is one. Events feed live views; Postgres is
-the record, so a publish that fails is logged and never fails the run.
+the record, so events are published on core NATS (the ``<NS>_EVENTS`` stream stores
+them; no publish acknowledgement is awaited) and a publish that fails is logged and
+never fails the run.
 """
 
 from __future__ import annotations
@@ -13,19 +15,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from nats.js import JetStreamContext
+from nats.aio.client import Client
 
 from services.executor.store import ClaimedRun
 from shared.messaging.topology import Topology
 
 log = structlog.get_logger(__name__)
 
-PUBLISH_TIMEOUT_S = 2.0
-
 
 class Events:
-    def __init__(self, js: JetStreamContext, topology: Topology) -> None:
-        self._js = js
+    def __init__(self, nc: Client, topology: Topology) -> None:
+        self._nc = nc
         self._topology = topology
 
     async def publish(
@@ -49,11 +49,8 @@ class Events:
         if error is not None:
             body["error"] = error
         try:
-            await self._js.publish(
-                self._topology.event_subject(run.id, kind),
-                json.dumps(body).encode(),
-                timeout=PUBLISH_TIMEOUT_S,
-                stream=self._topology.events_stream,
+            await self._nc.publish(
+                self._topology.event_subject(run.id, kind), json.dumps(body).encode()
             )
         except Exception as exc:  # noqa: BLE001  # best effort by contract (module docstring)
             log.warning("event not published", kind=kind, error=repr(exc))

@@ -6,17 +6,24 @@
    when that is lower): fail the run ("gave up after N
    deliveries: <last error>"), copy the message to ``<ns>.dlq.<org>.<workflow>`` with a
    ``Flowcron-Error`` header, ack.
-3. Claim the run (:func:`~services.executor.store.claim_run`). No row: the run is
-   running elsewhere or finished; ack and drop, so a duplicate never starts it twice.
+3. Claim the run (:func:`~services.executor.store.claim_run`), reading its graph (once
+   per workflow version: parsed graphs are cached) and its succeeded steps in the same
+   round trip. No row: the run is running elsewhere, finished or cancelled; ack and
+   drop, so a duplicate never starts it twice. Held by ``max_concurrency``: see
+   :mod:`services.executor.hold`.
 4. Execute the graph while a side task sends in-progress acks every ack_wait/3 (the
-   shorter of the setting and the consumer's real ``ack_wait``).
-5. Finish: final status (and the schedule's counters) in one fenced transaction, ack,
-   then the ``run.finished`` event and one summary log line.
+   shorter of the setting and the consumer's real ``ack_wait``). The graph's
+   ``timeout_s`` bounds the run from its first start (``timed_out``); a cancel control
+   message (:mod:`shared.control`) stops it at once (``cancelled``). Either way the
+   steps not finished are recorded ``cancelled``.
+5. Finish: final status, unfinished steps and the schedule's counters in one fenced
+   statement, ack, then the ``run.finished`` event and one summary log line.
 
 A fenced write that finds the run claimed by someone else stops the execution; this
-handler then settles nothing (the new owner holds the run). An unexpected error (the
-database is down …) is logged to the run and the message is nak'ed with a delay, so a
-redelivery resumes the run.
+handler then settles nothing (the new owner holds the run), unless the run has ended
+(cancelled through the API): then the message is acknowledged. An unexpected error
+(the database is down …) is logged to the run and the message is nak'ed with a delay,
+so a redelivery resumes the run.
 """
 
 from __future__ import annotations
@@ -25,11 +32,13 @@ import asyncio
 import contextlib
 import json
 import time
+import uuid
 from typing import Any
 
 import aiohttp
 import pydantic
 import structlog
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
@@ -37,17 +46,21 @@ from services.executor import actions, store
 from services.executor.engine import Engine, RunResult
 from services.executor.errors import LostRun
 from services.executor.events import Events
+from services.executor.graphs import GraphCache, ParsedGraph
+from services.executor.hold import Holds
+from services.executor.masking import masker
 from services.executor.steps import StepRunner
 from shared.db.pool import Pool
 from shared.messaging.topology import EXECUTORS_CONSUMER, Topology
-from shared.models.graph import WorkflowGraph
 from shared.models.messages import RunMessage
+from shared.secrets import SecretsKeyError, load_secrets
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
 
 # Delay before a message whose handling broke unexpectedly is delivered again.
 RETRY_DELAY_S = 2.0
+TERMINAL = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
 
 
 class RunHandler:
@@ -61,6 +74,7 @@ class RunHandler:
         http: aiohttp.ClientSession,
         *,
         executor_id: str,
+        nc: Client,
     ) -> None:
         self._settings = settings
         self._pool = pool
@@ -68,10 +82,16 @@ class RunHandler:
         self._http = http
         self._executor_id = executor_id
         self._topology = Topology(settings.namespace)
-        self._events = Events(js, self._topology)
+        self._events = Events(nc, self._topology)
         self._registry = actions.registry()
         self._ack_wait_s = settings.executor_ack_wait_s
         self._max_deliver = settings.executor_max_deliver
+        self._graphs = GraphCache()
+        self._active: dict[uuid.UUID, asyncio.Task[RunResult]] = {}
+        self._cancelled: set[uuid.UUID] = set()
+        self.holds = Holds(
+            js, self._topology, hold_s=settings.executor_hold_s, ack_wait_s=self._ack_wait_s
+        )
 
     async def load_limits(self) -> None:
         """Align keep-alive and dead-lettering with the consumer as JetStream has it.
@@ -86,6 +106,12 @@ class RunHandler:
         self._ack_wait_s = min(self._ack_wait_s, ack_wait)
         if max_deliver > 0:
             self._max_deliver = max(1, min(self._max_deliver, max_deliver - 1))
+        self.holds = Holds(
+            self._js,
+            self._topology,
+            hold_s=self._settings.executor_hold_s,
+            ack_wait_s=self._ack_wait_s,
+        )
         if (self._ack_wait_s, self._max_deliver) != (
             self._settings.executor_ack_wait_s,
             self._settings.executor_max_deliver,
@@ -95,6 +121,15 @@ class RunHandler:
                 ack_wait_s=self._ack_wait_s,
                 max_deliver=self._max_deliver,
             )
+
+    def request_cancel(self, run_id: uuid.UUID) -> bool:
+        """Cancel the run if this executor is executing it; False when it is not."""
+        task = self._active.get(run_id)
+        if task is None or task.done():
+            return False
+        self._cancelled.add(run_id)
+        task.cancel()
+        return True
 
     async def handle(self, msg: Msg) -> None:
         try:
@@ -130,53 +165,113 @@ class RunHandler:
             log.warning("could not record the error on the run", error=repr(again))
 
     async def _claim_and_run(self, msg: Msg, message: RunMessage, *, redelivered: bool) -> None:
-        run = await store.claim_run(
-            self._pool, message, executor_id=self._executor_id, redelivered=redelivered
+        cached = self._graphs.get(message.workflow_id, message.workflow_version)
+        claim = await store.claim_run(
+            self._pool,
+            message,
+            executor_id=self._executor_id,
+            redelivered=redelivered,
+            need_graph=cached is None,
         )
-        if run is None:
+        if claim is None:
             log.info("run already claimed or finished; dropping this delivery")
             await msg.ack()
             return
+        if isinstance(claim, store.Held):
+            log.info("run held by max_concurrency", running=claim.running, limit=claim.limit)
+            self.holds.hold(msg, message)
+            return
+        run = claim.run
         started = time.monotonic()
-        log.info("run claimed", attempt=run.attempt, redelivered=redelivered)
+        log.debug("run claimed", attempt=run.attempt, redelivered=redelivered)
         await self._events.publish(run, "run.started", "running")
+        graph = cached or self._graphs.parse(run.workflow_id, run.workflow_version, claim.graph)
+        runs = store.RunStore(self._pool, run)
         keepalive = asyncio.create_task(self._keep_alive(msg))
         try:
-            runs = store.RunStore(self._pool, run)
-            result = await self._execute(runs)
-            await runs.finish(result.status, result.output, result.error)
+            result = await self._execute(runs, graph, claim)
+            await runs.finish(
+                result.status,
+                result.output,
+                result.error,
+                steps_error=result.steps_error,
+                from_statuses=result.from_statuses,
+            )
         except LostRun as exc:
             log.warning("run lost to another claim or a cancel; stopping", reason=str(exc))
+            if await store.run_status(self._pool, run) in TERMINAL:
+                await msg.ack()  # cancelled through the API: nothing is left to do
             return
         finally:
             keepalive.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keepalive
         await msg.ack()
-        await self._events.publish(run, "run.finished", result.status, error=result.error)
+        error = runs.mask(result.error)
+        await self._events.publish(run, "run.finished", result.status, error=error)
         log.info(
             "run finished",
             status=result.status,
             duration_s=round(time.monotonic() - started, 3),
             steps=result.steps,
             attempt=run.attempt,
-            error=result.error,
+            error=error,
         )
 
-    async def _execute(self, runs: store.RunStore) -> RunResult:
-        raw = await store.load_graph(self._pool, runs.run)
-        if raw is None:
-            error = f"workflow version {runs.run.workflow_version} not found"
-            return RunResult("failed", None, error, {})
-        try:
-            graph = WorkflowGraph.model_validate(raw)
-        except pydantic.ValidationError as exc:
-            return RunResult("failed", None, f"the workflow graph is invalid: {exc}", {})
+    async def _execute(
+        self, runs: store.RunStore, graph: ParsedGraph | str, claim: store.Claim
+    ) -> RunResult:
+        if isinstance(graph, str):
+            return RunResult("failed", None, graph, {})
+        secrets: dict[str, str] = {}
+        if graph.uses_secrets:
+            try:
+                secrets = await load_secrets(self._pool, runs.run.org_id, self._settings)
+            except SecretsKeyError as exc:
+                return RunResult("failed", None, str(exc), {})
+            runs.mask = masker(secrets)
         steps = StepRunner(
-            runs, self._events, settings=self._settings, http=self._http, registry=self._registry
+            runs,
+            self._events,
+            settings=self._settings,
+            http=self._http,
+            registry=self._registry,
+            secrets=secrets,
+            succeeded=claim.succeeded,
         )
-        succeeded = await store.load_succeeded_steps(self._pool, runs.run)
-        return await Engine(graph, runs, steps, self._events, succeeded=succeeded).execute()
+        engine = Engine(graph.graph, runs, steps, self._events, succeeded=claim.succeeded)
+        return await self._supervise(runs.run, engine, graph.graph.timeout_s)
+
+    async def _supervise(
+        self, run: store.ClaimedRun, engine: Engine, timeout_s: float | None
+    ) -> RunResult:
+        """Run ``engine`` under the run's timeout, cancellable by a control message."""
+        task = asyncio.create_task(engine.execute())
+        self._active[run.id] = task
+        remaining = None if timeout_s is None else max(0.0, timeout_s - run.elapsed_s)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=remaining)
+        finally:
+            self._active.pop(run.id, None)
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        if run.id in self._cancelled:
+            self._cancelled.discard(run.id)
+            if task.cancelled():
+                log.info("run cancelled by request")
+                return RunResult(
+                    "cancelled",
+                    None,
+                    "cancelled by request",
+                    {},
+                    steps_error="run cancelled",
+                    from_statuses=("running", "cancelled"),
+                )
+        if not done:
+            error = f"run timed out after {timeout_s:g}s (timeout_s)"
+            return RunResult("timed_out", None, error, {}, steps_error="run timed out")
+        return task.result()  # LostRun surfaces here
 
     async def _keep_alive(self, msg: Msg) -> None:
         """In-progress acks so JetStream does not redeliver a run that is alive."""

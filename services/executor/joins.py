@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from shared.models.graph import Edge, Node, NodeType, WorkflowGraph
+from shared.models.graph import Edge, GraphShape, Node, NodeType
 
 StepStatus = Literal["succeeded", "failed", "skipped", "cancelled"]
 EdgeState = Literal["pending", "live", "dead"]
@@ -77,14 +77,14 @@ def readiness(node: Node, incoming: Iterable[Edge], outcomes: Mapping[str, Outco
     return "run" if "live" in states else "skip"
 
 
-def incoming_edges(graph: WorkflowGraph) -> dict[str, list[Edge]]:
+def incoming_edges(graph: GraphShape) -> dict[str, list[Edge]]:
     edges: dict[str, list[Edge]] = {node.id: [] for node in graph.nodes}
     for edge in graph.edges:
         edges[edge.target].append(edge)
     return edges
 
 
-def run_output(graph: WorkflowGraph, outcomes: Mapping[str, Outcome]) -> dict[str, Any]:
+def run_output(graph: GraphShape, outcomes: Mapping[str, Outcome]) -> dict[str, Any]:
     """``{node_id: output}`` of the succeeded nodes that have no outgoing edge."""
     sources = {edge.source for edge in graph.edges}
     return {

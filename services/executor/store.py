@@ -6,39 +6,66 @@ claim is conditional on ``attempt`` still being the claimed value and the run st
 (an UPDATE of that row) waits for the write to commit and then sees the new state:
 no write of a replica presumed dead can land after another replica's claim. A write
 that matches nothing raises :class:`LostRun`.
+
+Claims of a queued run whose workflow has ``max_concurrency`` lock the ``workflows``
+row, so two replicas cannot both take the last free place.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from asyncpg import Record
-from asyncpg.pool import PoolConnectionProxy
 
 from services.executor.errors import LostRun
 from shared.db.pool import Pool
 from shared.models.messages import RunMessage
 
+# One round trip: claim the run, and read its pinned graph (when the caller has not
+# cached it, $6) and the steps that already succeeded (a resume, or a retry from the
+# failed step whose earlier steps were copied in). A queued run of a workflow with a
+# max_concurrency is not claimed here ($5 unused): claim_limited decides under a lock.
 CLAIM = """
-UPDATE workflow_runs
-   SET status = 'running', attempt = attempt + 1,
-       started_at = coalesce(started_at, now()), executor_id = $3
- WHERE id = $1 AND org_id = $2
-   AND (status = 'queued' OR (status = 'running' AND $4::boolean))
-RETURNING id, org_id, workflow_id, workflow_version, schedule_id, trigger, scheduled_for,
-          attempt, input
+WITH claimed AS (
+    UPDATE workflow_runs
+       SET status = 'running', attempt = attempt + 1, wait_reason = NULL,
+           started_at = coalesce(started_at, now()), executor_id = $3
+     WHERE id = $1 AND org_id = $2
+       AND ((status = 'running' AND $4::boolean)
+            OR (status = 'queued' AND ($5::boolean OR NOT EXISTS (
+                    SELECT 1 FROM workflows w
+                     WHERE w.id = workflow_runs.workflow_id AND w.max_concurrency IS NOT NULL))))
+    RETURNING id, org_id, workflow_id, workflow_version, schedule_id, trigger, scheduled_for,
+              attempt, input, extract(epoch FROM clock_timestamp() - started_at) AS elapsed_s
+)
+SELECT c.*,
+       CASE WHEN $6::boolean THEN (
+           SELECT v.graph FROM workflow_versions v
+            WHERE v.workflow_id = c.workflow_id AND v.version = c.workflow_version
+              AND v.org_id = c.org_id) END AS graph,
+       (SELECT jsonb_object_agg(s.node_id, jsonb_build_array(s.output, s.attempt))
+          FROM run_steps s
+         WHERE s.run_id = c.id AND s.org_id = c.org_id AND s.status = 'succeeded') AS done
+  FROM claimed c
 """
 
-LOAD_GRAPH = """
-SELECT graph FROM workflow_versions WHERE workflow_id = $1 AND version = $2 AND org_id = $3
+LOCK_WORKFLOW_LIMIT = """
+SELECT w.max_concurrency FROM workflows w JOIN workflow_runs r ON r.workflow_id = w.id
+ WHERE r.id = $1 AND r.org_id = $2 AND r.status = 'queued'
+   FOR UPDATE OF w
 """
 
-LOAD_SUCCEEDED_STEPS = """
-SELECT node_id, output, attempt FROM run_steps
- WHERE run_id = $1 AND org_id = $2 AND status = 'succeeded'
+COUNT_RUNNING = """
+SELECT count(*) FROM workflow_runs
+ WHERE workflow_id = $1 AND status = 'running' AND id <> $2
+"""
+
+HOLD = """
+UPDATE workflow_runs SET wait_reason = $3 WHERE id = $1 AND org_id = $2 AND status = 'queued'
 """
 
 # $1 run, $2 org, $3 claimed attempt: the fence shared by every write below.
@@ -57,33 +84,55 @@ ON CONFLICT (run_id, node_id) DO UPDATE
        started_at = coalesce(run_steps.started_at, EXCLUDED.started_at), finished_at = NULL
 """
 
+# started_at is kept from step_started, or is the finish time for a step recorded only
+# when it ends (instant nodes, skips).
 STEP_FINISHED = f"""
-INSERT INTO run_steps (run_id, org_id, node_id, node_type, status, attempt, output, error,
-                       finished_at)
-SELECT $1::uuid, $2::uuid, $4::text, $5::text, $6::text, $7::integer, $8::jsonb, $9::text,
-       now()
+INSERT INTO run_steps (run_id, org_id, node_id, node_type, status, attempt, input, output,
+                       error, started_at, finished_at)
+SELECT $1::uuid, $2::uuid, $4::text, $5::text, $6::text, $7::integer, $10::jsonb, $8::jsonb,
+       $9::text, now(), now()
  WHERE {_FENCE}
 ON CONFLICT (run_id, node_id) DO UPDATE
    SET status = EXCLUDED.status, attempt = EXCLUDED.attempt, output = EXCLUDED.output,
-       error = EXCLUDED.error, finished_at = EXCLUDED.finished_at
+       error = EXCLUDED.error, finished_at = EXCLUDED.finished_at,
+       input = coalesce(EXCLUDED.input, run_steps.input)
 """
 
-FINISH_RUN = """
-UPDATE workflow_runs SET status = $4, output = $5::jsonb, error = $6, finished_at = now()
+SET_WAIT_REASON = """
+UPDATE workflow_runs SET wait_reason = $4
  WHERE id = $1 AND org_id = $2 AND attempt = $3 AND status = 'running'
-RETURNING schedule_id
+"""
+
+# The final status, steps left unfinished (a loop item cancelled, a node cancelled by a
+# failure) recorded 'cancelled', and the schedule's counters: one atomic statement.
+# $4 statuses the run may be in ('running'; also 'cancelled' when the API cancelled
+# it first and this executor records the end).
+FINISH_RUN = """
+WITH run AS (
+    UPDATE workflow_runs
+       SET status = $5, output = $6::jsonb, error = $7, finished_at = now(), wait_reason = NULL
+     WHERE id = $1 AND org_id = $2 AND attempt = $3 AND status = ANY($4::text[])
+    RETURNING schedule_id
+), steps AS (
+    UPDATE run_steps SET status = 'cancelled', error = coalesce(error, $8),
+                         finished_at = coalesce(finished_at, now())
+     WHERE run_id = $1 AND org_id = $2 AND status IN ('pending', 'running')
+       AND EXISTS (SELECT 1 FROM run)
+), counted AS (
+    UPDATE workflow_schedules
+       SET successful_runs = successful_runs + ($5 = 'succeeded')::int,
+           failed_runs = failed_runs + ($5 <> 'succeeded')::int,
+           consecutive_failures = CASE WHEN $5 = 'succeeded' THEN 0
+                                       ELSE consecutive_failures + 1 END
+     WHERE id = (SELECT schedule_id FROM run) AND org_id = $2
+)
+SELECT count(*) FROM run
 """
 
 GIVE_UP = """
-UPDATE workflow_runs SET status = 'failed', error = $3, finished_at = now()
+UPDATE workflow_runs SET status = 'failed', error = $3, finished_at = now(), wait_reason = NULL
  WHERE id = $1 AND org_id = $2 AND status IN ('queued', 'running')
 RETURNING schedule_id
-"""
-
-COUNT_SUCCESS = """
-UPDATE workflow_schedules
-   SET successful_runs = successful_runs + 1, consecutive_failures = 0
- WHERE id = $1 AND org_id = $2
 """
 
 COUNT_FAILURE = """
@@ -102,6 +151,8 @@ SELECT message FROM run_logs
  WHERE run_id = $1 AND org_id = $2 AND level = 'error' ORDER BY id DESC LIMIT 1
 """
 
+RUN_STATUS = "SELECT status FROM workflow_runs WHERE id = $1 AND org_id = $2"
+
 
 @dataclass(frozen=True)
 class ClaimedRun:
@@ -116,6 +167,7 @@ class ClaimedRun:
     scheduled_for: datetime | None
     attempt: int
     input: Any
+    elapsed_s: float  # since the run first started (earlier claims included)
 
 
 @dataclass(frozen=True)
@@ -124,33 +176,101 @@ class StoredStep:
     attempt: int
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A claimed run, its graph JSON (None: not asked for, or the version is gone) and
+    the steps that already succeeded, by step id."""
+
+    run: ClaimedRun
+    graph: Any
+    succeeded: dict[str, StoredStep]
+
+
+@dataclass(frozen=True)
+class Held:
+    """Not claimed: the workflow's ``max_concurrency`` is reached."""
+
+    running: int
+    limit: int
+
+
+_CLAIM_FIELDS = ("graph", "done")
+
+
 async def claim_run(
-    pool: Pool, message: RunMessage, *, executor_id: str, redelivered: bool
-) -> ClaimedRun | None:
+    pool: Pool,
+    message: RunMessage,
+    *,
+    executor_id: str,
+    redelivered: bool,
+    need_graph: bool = True,
+) -> Claim | Held | None:
     """Take the run: a ``queued`` run, or a ``running`` one when this is a redelivery
-    (its previous executor died or handed it back). None: someone else has it, or it
-    is finished, and this delivery must be dropped."""
-    row = await pool.fetchrow(CLAIM, message.run_id, message.org_id, executor_id, redelivered)
-    return ClaimedRun(**dict(row)) if row is not None else None
+    (its previous executor died or handed it back). :class:`Held` when a queued run's
+    workflow has ``max_concurrency`` runs running already (its ``wait_reason`` says
+    so). None: someone else has it, or it is finished, and this delivery must be
+    dropped."""
+    args = (message.run_id, message.org_id, executor_id, redelivered, False, need_graph)
+    row = await pool.fetchrow(CLAIM, *args)
+    if row is None:
+        return await _claim_limited(pool, message, executor_id=executor_id, need_graph=need_graph)
+    return _claim(row)
+
+
+def _claim(row: Record) -> Claim:
+    fields = {k: v for k, v in row.items() if k not in _CLAIM_FIELDS}
+    done = row["done"] or {}
+    succeeded = {node: StoredStep(pair[0], pair[1]) for node, pair in done.items()}
+    return Claim(ClaimedRun(**fields), row["graph"], succeeded)
+
+
+async def _claim_limited(
+    pool: Pool, message: RunMessage, *, executor_id: str, need_graph: bool
+) -> Claim | Held | None:
+    """The claim of a queued run whose workflow has a ``max_concurrency``: the
+    workflow row is locked, so claims of its runs take turns and cannot overshoot."""
+    async with pool.acquire() as conn, conn.transaction():
+        limit = await conn.fetchval(LOCK_WORKFLOW_LIMIT, message.run_id, message.org_id)
+        if limit is None:
+            return None  # not queued (anymore): nothing for this delivery to do
+        running = int(await conn.fetchval(COUNT_RUNNING, message.workflow_id, message.run_id))
+        if running >= limit:
+            reason = (
+                f"held by max_concurrency: {running} of at most {limit} runs"
+                " of this workflow are running"
+            )
+            await conn.execute(HOLD, message.run_id, message.org_id, reason)
+            return Held(running, int(limit))
+        row = await conn.fetchrow(
+            CLAIM, message.run_id, message.org_id, executor_id, False, True, need_graph
+        )
+    return _claim(row) if row is not None else None
 
 
 async def load_graph(pool: Pool, run: ClaimedRun) -> Any:
     """The graph JSON of the run's pinned version, or None when that version is gone."""
-    return await pool.fetchval(LOAD_GRAPH, run.workflow_id, run.workflow_version, run.org_id)
+    return await pool.fetchval(
+        "SELECT graph FROM workflow_versions WHERE workflow_id = $1 AND version = $2"
+        " AND org_id = $3",
+        run.workflow_id,
+        run.workflow_version,
+        run.org_id,
+    )
 
 
-async def load_succeeded_steps(pool: Pool, run: ClaimedRun) -> dict[str, StoredStep]:
-    rows = await pool.fetch(LOAD_SUCCEEDED_STEPS, run.id, run.org_id)
-    return {r["node_id"]: StoredStep(r["output"], r["attempt"]) for r in rows}
+async def run_status(pool: Pool, run: ClaimedRun) -> str | None:
+    value = await pool.fetchval(RUN_STATUS, run.id, run.org_id)
+    return str(value) if value is not None else None
 
 
 async def give_up(pool: Pool, message: RunMessage, error: str) -> bool:
     """Fail a run whose message exhausted its deliveries; False if it had already ended."""
     async with pool.acquire() as conn, conn.transaction():
-        schedule_id = await conn.fetchrow(GIVE_UP, message.run_id, message.org_id, error)
-        if schedule_id is None:
+        row = await conn.fetchrow(GIVE_UP, message.run_id, message.org_id, error)
+        if row is None:
             return False
-        await _count(conn, schedule_id["schedule_id"], message.org_id, succeeded=False)
+        if row["schedule_id"] is not None:
+            await conn.execute(COUNT_FAILURE, row["schedule_id"], message.org_id)
     return True
 
 
@@ -173,24 +293,22 @@ async def log(
     await pool.execute(INSERT_LOG, run_id, org_id, node_id, level, message, data or {})
 
 
-async def _count(
-    conn: PoolConnectionProxy[Record],
-    schedule_id: uuid.UUID | None,
-    org_id: uuid.UUID,
-    *,
-    succeeded: bool,
-) -> None:
-    # Increments in SQL, so runs of one schedule finishing together all count.
-    if schedule_id is not None:
-        await conn.execute(COUNT_SUCCESS if succeeded else COUNT_FAILURE, schedule_id, org_id)
+Mask = Callable[[Any], Any]
+
+
+def _unmasked(value: Any) -> Any:
+    return value
 
 
 class RunStore:
-    """Fenced writes of one claimed run."""
+    """Fenced writes of one claimed run. ``mask`` is applied to every value written
+    (step inputs, outputs and errors, logs, the run's output and error): it replaces
+    secret values with ``***``."""
 
-    def __init__(self, pool: Pool, run: ClaimedRun) -> None:
+    def __init__(self, pool: Pool, run: ClaimedRun, mask: Mask = _unmasked) -> None:
         self._pool = pool
         self._run = run
+        self.mask = mask
 
     @property
     def run(self) -> ClaimedRun:
@@ -201,7 +319,7 @@ class RunStore:
 
     async def step_started(self, node_id: str, node_type: str, attempt: int, input: Any) -> None:
         status = await self._pool.execute(
-            STEP_STARTED, *self._key(), node_id, node_type, attempt, input
+            STEP_STARTED, *self._key(), node_id, node_type, attempt, self.mask(input)
         )
         _fenced(status)
 
@@ -214,11 +332,26 @@ class RunStore:
         attempt: int,
         output: Any = None,
         error: str | None = None,
+        input: Any = None,
     ) -> None:
+        """The step's end (and, when it had no start row, its input)."""
+        mask = self.mask
         result = await self._pool.execute(
-            STEP_FINISHED, *self._key(), node_id, node_type, status, attempt, output, error
+            STEP_FINISHED,
+            *self._key(),
+            node_id,
+            node_type,
+            status,
+            attempt,
+            mask(output),
+            mask(error),
+            mask(input),
         )
         _fenced(result)
+
+    async def wait_reason(self, reason: str | None) -> None:
+        """Why the run is not progressing now (None: it is executing)."""
+        _fenced(await self._pool.execute(SET_WAIT_REASON, *self._key(), reason))
 
     async def log(
         self,
@@ -229,18 +362,41 @@ class RunStore:
         data: dict[str, Any] | None = None,
     ) -> None:
         await log(
-            self._pool, self._run.id, self._run.org_id, level, message, node_id=node_id, data=data
+            self._pool,
+            self._run.id,
+            self._run.org_id,
+            level,
+            self.mask(message),
+            node_id=node_id,
+            data=self.mask(data) if data else None,
         )
 
-    async def finish(self, status: str, output: Any, error: str | None) -> None:
-        """Set the final status and move the schedule's counters, in one transaction."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(FINISH_RUN, *self._key(), status, output, error)
-            if row is None:
-                raise LostRun(f"run {self._run.id} is no longer ours (attempt {self._run.attempt})")
-            await _count(
-                conn, row["schedule_id"], self._run.org_id, succeeded=status == "succeeded"
-            )
+    async def finish(
+        self,
+        status: str,
+        output: Any,
+        error: str | None,
+        *,
+        steps_error: str = "not finished when the run ended",
+        from_statuses: tuple[str, ...] = ("running",),
+    ) -> None:
+        """Set the final status, record unfinished steps ``cancelled`` with
+        ``steps_error``, and move the schedule's counters: one atomic statement.
+
+        Raises:
+            LostRun: the run is no longer this claim's (nothing was written).
+        """
+        found = await self._pool.fetchval(
+            FINISH_RUN,
+            *self._key(),
+            list(from_statuses),
+            status,
+            self.mask(output),
+            self.mask(error),
+            steps_error,
+        )
+        if not found:
+            raise LostRun(f"run {self._run.id} is no longer ours (attempt {self._run.attempt})")
 
 
 def _fenced(status: str) -> None:

@@ -15,7 +15,8 @@ Contract:
 The context a node sees is built by :func:`template_context`: ``input`` (the run's
 input), ``nodes`` (``nodes.<id>.output`` and ``nodes.<id>.status`` of every node that
 has finished), ``run`` (``id``, ``trigger``, ``scheduled_for`` as ISO 8601 or None,
-``attempt``, ``workflow_id``) and ``secrets`` (empty for now).
+``attempt``, ``workflow_id``), ``secrets`` (the organization's secrets by name) and,
+inside a loop body, ``loop`` (``item``, ``index``).
 """
 
 from __future__ import annotations
@@ -42,10 +43,19 @@ class TemplateError(StepError):
 
 
 def template_context(
-    *, run_input: Any, nodes: Mapping[str, Mapping[str, Any]], run: Mapping[str, Any]
+    *,
+    run_input: Any,
+    nodes: Mapping[str, Mapping[str, Any]],
+    run: Mapping[str, Any],
+    secrets: Mapping[str, str] | None = None,
+    loop: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The names templates see (see the module docstring)."""
-    return {"input": run_input, "nodes": dict(nodes), "run": dict(run), "secrets": {}}
+    context = {"input": run_input, "nodes": dict(nodes), "run": dict(run)}
+    context["secrets"] = dict(secrets or {})
+    if loop is not None:
+        context["loop"] = dict(loop)
+    return context
 
 
 def render(value: Any, context: Mapping[str, Any], *, node_id: str, path: str = "config") -> Any:

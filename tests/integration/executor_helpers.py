@@ -135,7 +135,8 @@ async def running_executor(
         settings = settings.model_copy(update=overrides)
     stop = asyncio.Event()
     async with aiohttp.ClientSession() as http:
-        executor = Executor(settings, pool, js, http)
+        # The JetStream context's own connection carries core NATS (events, control).
+        executor = Executor(settings, pool, js, http, nc=js._nc)
         task = asyncio.create_task(executor.run(stop))
         try:
             yield executor

@@ -13,6 +13,7 @@ from services.executor import store
 from services.executor.errors import LostRun
 from shared.db.pool import Pool
 from shared.messaging.topology import EXECUTORS_CONSUMER, Topology, ensure_topology
+from shared.models.messages import RunMessage
 from shared.settings import Settings
 from tests.conftest import Org
 from tests.integration.executor_helpers import (
@@ -101,27 +102,35 @@ async def test_a_duplicate_message_does_not_start_a_running_run_again(
     assert remote.hits["/block"] == 1
 
 
+async def claim(
+    pool: Pool, message: RunMessage, *, executor_id: str, redelivered: bool
+) -> store.ClaimedRun | None:
+    found = await store.claim_run(pool, message, executor_id=executor_id, redelivered=redelivered)
+    assert not isinstance(found, store.Held)
+    return found.run if found is not None else None
+
+
 async def test_concurrent_claims_of_one_run_have_one_winner(pool: Pool, org: Org) -> None:
     workflow_id = await create_workflow(pool, org.id, blocking_graph())
     message = await create_run(pool, org.id, workflow_id)
     claims = await asyncio.gather(
-        *(store.claim_run(pool, message, executor_id=f"x{i}", redelivered=False) for i in range(4))
+        *(claim(pool, message, executor_id=f"x{i}", redelivered=False) for i in range(4))
     )
     assert len([c for c in claims if c is not None]) == 1
     # A first delivery of a running run is a duplicate; only a redelivery takes it over.
-    assert await store.claim_run(pool, message, executor_id="y", redelivered=False) is None
-    again = await store.claim_run(pool, message, executor_id="y", redelivered=True)
+    assert await claim(pool, message, executor_id="y", redelivered=False) is None
+    again = await claim(pool, message, executor_id="y", redelivered=True)
     assert again is not None and again.attempt == 2
 
 
 async def test_a_stale_attempt_writes_nothing(pool: Pool, org: Org) -> None:
     workflow_id = await create_workflow(pool, org.id, blocking_graph())
     message = await create_run(pool, org.id, workflow_id)
-    first = await store.claim_run(pool, message, executor_id="old", redelivered=False)
+    first = await claim(pool, message, executor_id="old", redelivered=False)
     assert first is not None
     old = store.RunStore(pool, first)
     await old.step_started("call", "action", 1, {"url": "x"})
-    second = await store.claim_run(pool, message, executor_id="new", redelivered=True)
+    second = await claim(pool, message, executor_id="new", redelivered=True)
     assert second is not None and second.attempt == 2
 
     with pytest.raises(LostRun):

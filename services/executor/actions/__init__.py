@@ -20,12 +20,23 @@ from services.executor.errors import ConfigError
 from shared.settings import Settings
 
 LogWriter = Callable[[str, str], Awaitable[None]]
+WaitWriter = Callable[[str | None], Awaitable[None]]
+
+
+async def _no_wait_reason(reason: str | None) -> None:
+    """Default of :attr:`ActionContext.wait_reason`: nothing is recorded."""
+
+
+def _unmasked(value: Any) -> Any:
+    return value
 
 
 @dataclass(frozen=True)
 class ActionContext:
     """What an action may use: the run's identity, settings, the shared HTTP session,
-    and ``log(level, message)`` which writes a ``run_logs`` row for this node."""
+    ``log(level, message)`` which writes a ``run_logs`` row for this node,
+    ``wait_reason(text | None)`` which says why the run waits (a delay), and ``mask``
+    which hides secret values in what the action prints elsewhere."""
 
     run_id: uuid.UUID
     org_id: uuid.UUID
@@ -34,6 +45,8 @@ class ActionContext:
     settings: Settings
     http: aiohttp.ClientSession
     log: LogWriter
+    wait_reason: WaitWriter = _no_wait_reason
+    mask: Callable[[Any], Any] = _unmasked
 
     @property
     def idempotency_key(self) -> str:

@@ -4,7 +4,9 @@ Config: ``to`` (an address or a list), ``subject``, ``text`` and/or ``html``,
 ``from``, and the server: ``smtp_host``, ``smtp_port`` (default 587), ``username`` /
 ``password`` (usually ``{{ secrets.… }}``), ``tls`` (``starttls`` default, ``tls``
 for implicit TLS on 465, or ``none``), ``timeout_s`` (default 30).
-Output: ``{"accepted": [...], "message_id": ...}``.
+Output: ``{"accepted": [...], "message_id": ...}``. The message carries a stable
+``Message-ID: <run_id.node_id@flowcron>`` and ``Idempotency-Key: run_id:node_id``, the
+same on every retry and resume, so a receiver can drop a duplicate.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ async def run(ctx: ActionContext, config: dict[str, Any]) -> dict[str, Any]:
             start_tls=tls == "starttls",
             timeout=require_number(config, "timeout_s", default=30, low=0.001, high=3600),
         )
+    except aiosmtplib.SMTPTimeoutError as exc:
+        raise StepError(f"SMTP {config.get('smtp_host')}: {exc}", kind="timeout") from None
+    except aiosmtplib.SMTPConnectError as exc:
+        raise StepError(f"SMTP {config.get('smtp_host')}: {exc}", kind="connection") from None
     except aiosmtplib.SMTPException as exc:
         raise StepError(f"SMTP {config.get('smtp_host')}: {exc}") from None
     recipients = _recipients(config)
@@ -66,6 +72,7 @@ def _message(ctx: ActionContext, config: dict[str, Any]) -> EmailMessage:
     message["Subject"] = str(config.get("subject", ""))
     # A stable id per (run, node): a resent message is recognisable as the same one.
     message["Message-ID"] = f"<{ctx.run_id}.{ctx.node_id}@flowcron>"
+    message["Idempotency-Key"] = ctx.idempotency_key
     message.set_content(str(config.get("text") or ""))
     if config.get("html"):
         message.add_alternative(str(config["html"]), subtype="html")

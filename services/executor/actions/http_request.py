@@ -50,12 +50,18 @@ async def run(ctx: ActionContext, config: dict[str, Any]) -> dict[str, Any]:
             raw = await read_limited(response, ctx.settings.http_max_response_bytes, url)
             parsed = decode_body(response, raw)
     except TimeoutError:
-        raise StepError(f"{method} {url}: no complete response within {timeout_s:g}s") from None
+        raise StepError(
+            f"{method} {url}: no complete response within {timeout_s:g}s", kind="timeout"
+        ) from None
     except aiohttp.ClientError as exc:
-        raise StepError(f"{method} {url}: {type(exc).__name__}: {exc}") from None
+        kind = "connection" if isinstance(exc, aiohttp.ClientConnectionError) else "error"
+        raise StepError(f"{method} {url}: {type(exc).__name__}: {exc}", kind=kind) from None
     if not any(low <= response.status <= high for low, high in accept):
         snippet = raw[:_SNIPPET].decode("utf-8", "replace")
-        raise StepError(f"{method} {url} answered HTTP {response.status}, not accepted: {snippet}")
+        raise StepError(
+            f"{method} {url} answered HTTP {response.status}, not accepted: {snippet}",
+            kind=f"http_{response.status}",
+        )
     return {"status": response.status, "headers": dict(response.headers), "body": parsed}
 
 

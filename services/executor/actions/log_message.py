@@ -28,7 +28,7 @@ async def run(ctx: ActionContext, config: dict[str, Any]) -> dict[str, Any]:
     message = config["message"]
     text = message if isinstance(message, str) else json.dumps(message, default=str)
     await ctx.log(level, text)
-    log.log(_LEVEL_NUMBERS[level], "workflow log", message=text)
+    log.log(_LEVEL_NUMBERS[level], "workflow log", message=ctx.mask(text))
     return {"message": text}
 
 

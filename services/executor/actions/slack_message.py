@@ -36,10 +36,14 @@ async def run(ctx: ActionContext, config: dict[str, Any]) -> dict[str, Any]:
         ) as response:
             raw = await read_limited(response, ctx.settings.http_max_response_bytes, url)
     except TimeoutError:
-        raise StepError(f"Slack webhook: no answer within {TIMEOUT_S:g}s") from None
+        raise StepError(f"Slack webhook: no answer within {TIMEOUT_S:g}s", kind="timeout") from None
     except aiohttp.ClientError as exc:
-        raise StepError(f"Slack webhook: {type(exc).__name__}: {exc}") from None
+        kind = "connection" if isinstance(exc, aiohttp.ClientConnectionError) else "error"
+        raise StepError(f"Slack webhook: {type(exc).__name__}: {exc}", kind=kind) from None
     body = raw.decode("utf-8", "replace")
     if not 200 <= response.status < 300:
-        raise StepError(f"Slack webhook answered HTTP {response.status}: {body[:200]}")
+        raise StepError(
+            f"Slack webhook answered HTTP {response.status}: {body[:200]}",
+            kind=f"http_{response.status}",
+        )
     return {"status": response.status, "body": body}
