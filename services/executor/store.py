@@ -40,7 +40,8 @@ WITH claimed AS (
                     SELECT 1 FROM workflows w
                      WHERE w.id = workflow_runs.workflow_id AND w.max_concurrency IS NOT NULL))))
     RETURNING id, org_id, workflow_id, workflow_version, schedule_id, trigger, scheduled_for,
-              attempt, input, extract(epoch FROM clock_timestamp() - started_at) AS elapsed_s
+              attempt, input,
+              extract(epoch FROM clock_timestamp() - started_at)::float8 AS elapsed_s
 )
 SELECT c.*,
        CASE WHEN $6::boolean THEN (

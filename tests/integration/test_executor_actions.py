@@ -134,6 +134,7 @@ async def test_email_send_delivers_through_smtp(
     mail = message_from_bytes(content)
     assert mail["Subject"] == "Report for manual"
     assert mail["Message-ID"] == f"<{message.run_id}.act@flowcron>"
+    assert mail["Idempotency-Key"] == f"{message.run_id}:act"
     steps = await steps_of(pool, message.run_id)
     assert steps["act"]["output"]["accepted"] == recipients
 
