@@ -49,7 +49,7 @@ class ApiMetrics:
             ),
             Histogram(
                 "flowcron_api_request_duration_seconds",
-                "Time to answer a request (to its headers, for event streams).",
+                "Time to answer a request (an event stream: until it ends).",
                 ["method", "route"],
                 buckets=_BUCKETS,
                 registry=registry,
