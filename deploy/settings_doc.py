@@ -29,6 +29,8 @@ _BOUNDS = ((Ge, "ge", "≥"), (Gt, "gt", ">"), (Le, "le", "≤"), (Lt, "lt", "<"
 
 def _default(field: FieldInfo) -> str:
     value = field.get_default()
+    if value == "":
+        return "(empty)"
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return f"`{value}`"

@@ -19,7 +19,9 @@ def test_the_table_has_every_setting_with_its_default() -> None:
     table = settings_doc.render()
     for name, field in Settings.model_fields.items():
         assert f"| `FLOWCRON_{name.upper()}` |" in table
-        assert f"`{field.get_default()}`".replace(".0`", "`") in table
+        default = field.get_default()
+        shown = "(empty)" if default == "" else f"`{default}`".replace(".0`", "`")
+        assert f"| `FLOWCRON_{name.upper()}` | {shown} |" in table
 
 
 def test_a_document_without_markers_is_refused() -> None:
