@@ -106,6 +106,12 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds a run held back by max_concurrency waits before it is offered again.",
     )
+    executor_step_commit: Literal["sync", "async"] = Field(
+        "async",
+        description="Commit of step, log and claim writes: 'async' does not wait for the "
+        "WAL flush (a Postgres crash may lose the last fraction of a second of them; the "
+        "run then repeats a step); the final status always waits for it.",
+    )
 
     @field_validator("namespace")
     @classmethod
