@@ -54,14 +54,21 @@ async def test_a_replica_added_while_work_is_queued_takes_its_share(
     workflow_id = await scaling.create_workflow(pool, org.id, scaling.http_graph(url))
     first = start_executor(group, settings, "executor-1")
     await wait_for(lambda: scaling.pulling(js, topology, 1), timeout=30, message="executor-1")
-    total = 80
+    total = 100
     await scaling.queue_runs(pool, js, topology, org.id, workflow_id, total)
 
-    async def started_working() -> int:
+    async def started_working() -> bool:
         return (await scaling.shares_by_pid(pool, workflow_id)).get(first, 0) >= 5
 
     await wait_for(started_working, timeout=30, message="executor-1 to be working")
     second = start_executor(group, settings, "executor-2")
+
+    async def second_working() -> bool:
+        return (await scaling.shares_by_pid(pool, workflow_id)).get(second, 0) >= 1
+
+    await wait_for(second_working, timeout=30, message="executor-2 to take work")
+    left = total - (await scaling.status_counts(pool, workflow_id)).get("succeeded", 0)
+    assert left > 0  # it joined while work was queued
 
     async def all_succeeded() -> dict[str, int]:
         counts = await scaling.status_counts(pool, workflow_id)
@@ -70,8 +77,9 @@ async def test_a_replica_added_while_work_is_queued_takes_its_share(
     await wait_for(all_succeeded, timeout=60, message=f"{total} succeeded runs")
     shares = await scaling.shares_by_pid(pool, workflow_id)
     assert sum(shares.values()) == total
-    # The late replica got work as soon as it pulled: a fair part of what was left.
-    assert shares.get(second, 0) >= total // 5, shares
+    # From the moment it pulled, the new replica took a fair part of what was left
+    # (two equal replicas: about half; a third at least, whatever the machine's load).
+    assert shares[second] >= left / 3, (shares, left)
     assert all(code == 0 for code in (await asyncio.to_thread(group.stop_all)).values())
 
 
