@@ -21,29 +21,28 @@ _FILTERS = """
     org_id = $1 AND ($3::uuid IS NULL OR workflow_id = $3)
     AND ($4::uuid IS NULL OR schedule_id = $4)
 """
+# now() (not clock_timestamp()): a stable value the planner can estimate the window
+# with, and use as an index bound.
+_WINDOW_FROM = "now() - make_interval(hours => $2)"
+_HOURLY_FROM = "(date_trunc('hour', now()) - interval '23 hours')"
 _STATS = f"""
-WITH bounds AS MATERIALIZED (
-    SELECT clock_timestamp() - make_interval(hours => $2) AS window_from,
-           date_trunc('hour', clock_timestamp()) - interval '23 hours' AS hourly_from
-)
 SELECT
     (SELECT coalesce(jsonb_object_agg(status, n), '{{}}'::jsonb)
      FROM (SELECT status, count(*) AS n FROM workflow_runs
-           WHERE {_FILTERS} AND created_at >= (SELECT window_from FROM bounds)
+           WHERE {_FILTERS} AND created_at >= {_WINDOW_FROM}
            GROUP BY status) s) AS by_status,
     (SELECT percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (
                 ORDER BY extract(epoch FROM finished_at - started_at) * 1000)
      FROM workflow_runs
-     WHERE {_FILTERS} AND created_at >= (SELECT window_from FROM bounds)
+     WHERE {_FILTERS} AND created_at >= {_WINDOW_FROM}
        AND started_at IS NOT NULL AND finished_at IS NOT NULL) AS duration_ms,
     (SELECT jsonb_agg(jsonb_build_object('hour', h.hour, 'runs', coalesce(c.n, 0))
                       ORDER BY h.hour)
-     FROM generate_series((SELECT hourly_from FROM bounds),
-                          (SELECT hourly_from FROM bounds) + interval '23 hours',
+     FROM generate_series({_HOURLY_FROM}, {_HOURLY_FROM} + interval '23 hours',
                           interval '1 hour') AS h(hour)
      LEFT JOIN (SELECT date_trunc('hour', created_at) AS hour, count(*) AS n
                 FROM workflow_runs
-                WHERE {_FILTERS} AND created_at >= (SELECT hourly_from FROM bounds)
+                WHERE {_FILTERS} AND created_at >= {_HOURLY_FROM}
                 GROUP BY 1) c ON c.hour = h.hour) AS per_hour
 """
 
