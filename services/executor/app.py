@@ -11,8 +11,11 @@ import asyncio
 import os
 import socket
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import aiohttp
+import asyncpg
 import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -21,7 +24,7 @@ from nats.js import JetStreamContext
 from services.executor.consumer import Consumer
 from services.executor.handler import RunHandler
 from shared.control import cancel_wildcard
-from shared.db.pool import Pool, open_pool
+from shared.db.pool import Pool, init_connection
 from shared.messaging.connection import open_nats
 from shared.messaging.topology import Topology, ensure_topology
 from shared.settings import Settings
@@ -46,11 +49,14 @@ class Executor:
         *,
         nc: Client,
         executor_id: str | None = None,
+        writes: Pool | None = None,
     ) -> None:
         self.executor_id = executor_id or new_executor_id()
         self._nc = nc
         self._namespace = settings.namespace
-        self.handler = RunHandler(settings, pool, js, http, executor_id=self.executor_id, nc=nc)
+        self.handler = RunHandler(
+            settings, pool, js, http, executor_id=self.executor_id, nc=nc, writes=writes
+        )
         self.consumer = Consumer(js, settings, self.handler.handle)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -75,14 +81,47 @@ class Executor:
             log.info("cancelling run on request", run_id=str(run_id))
 
 
+async def _light_reset(conn: asyncpg.Connection) -> None:
+    """Reset on release without a round trip: the executor keeps no session state (no
+    SET, LISTEN or session advisory lock), so only an open transaction is undone.
+    asyncpg's default reset costs one query per release, i.e. per executor query."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
+@asynccontextmanager
+async def executor_pool(url: str, settings: Settings) -> AsyncIterator[Pool]:
+    pool = await asyncpg.create_pool(
+        url,
+        min_size=settings.database_pool_min,
+        max_size=settings.database_pool_max,
+        init=init_connection,
+        reset=_light_reset,
+    )
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+def async_commit_url(url: str) -> str:
+    """``url`` with ``synchronous_commit=off`` (asyncpg passes it as a server setting)."""
+    return url + ("&" if "?" in url else "?") + "synchronous_commit=off"
+
+
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
-    """Open every resource, execute runs until ``stop``, drain, close in reverse order."""
+    """Open every resource, execute runs until ``stop``, drain, close in reverse order.
+
+    With ``executor_step_commit = async`` claims, step writes and logs go through a
+    second pool whose commits do not wait for the WAL flush; the final status (on the
+    main pool) does, and so flushes every write of the run made before it.
+    """
+    writes_url = settings.database_url
+    if settings.executor_step_commit == "async":
+        writes_url = async_commit_url(writes_url)
     async with (
-        open_pool(
-            settings.database_url,
-            min_size=settings.database_pool_min,
-            max_size=settings.database_pool_max,
-        ) as pool,
+        executor_pool(settings.database_url, settings) as pool,
+        executor_pool(writes_url, settings) as writes,
         open_nats(settings.nats_servers, name="flowcron-executor") as nc,
         aiohttp.ClientSession(raise_for_status=False) as http,
     ):
@@ -93,5 +132,5 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             ack_wait_s=settings.executor_ack_wait_s,
             max_deliver=settings.executor_max_deliver,
         )
-        await Executor(settings, pool, js, http, nc=nc).run(stop)
+        await Executor(settings, pool, js, http, nc=nc, writes=writes).run(stop)
         log.info("closing the HTTP session, NATS and the database pool")

@@ -75,9 +75,12 @@ class RunHandler:
         *,
         executor_id: str,
         nc: Client,
+        writes: Pool | None = None,
     ) -> None:
         self._settings = settings
         self._pool = pool
+        # Claims, step writes and logs; the final status goes through ``pool``.
+        self._writes = writes or pool
         self._js = js
         self._http = http
         self._executor_id = executor_id
@@ -167,11 +170,12 @@ class RunHandler:
     async def _claim_and_run(self, msg: Msg, message: RunMessage, *, redelivered: bool) -> None:
         cached = self._graphs.get(message.workflow_id, message.workflow_version)
         claim = await store.claim_run(
-            self._pool,
+            self._writes,
             message,
             executor_id=self._executor_id,
             redelivered=redelivered,
             need_graph=cached is None,
+            trigger_id=cached.graph.trigger().id if cached is not None else None,
         )
         if claim is None:
             log.info("run already claimed or finished; dropping this delivery")
@@ -186,7 +190,7 @@ class RunHandler:
         log.debug("run claimed", attempt=run.attempt, redelivered=redelivered)
         await self._events.publish(run, "run.started", "running")
         graph = cached or self._graphs.parse(run.workflow_id, run.workflow_version, claim.graph)
-        runs = store.RunStore(self._pool, run)
+        runs = store.RunStore(self._pool, run, writes=self._writes)
         keepalive = asyncio.create_task(self._keep_alive(msg))
         try:
             result = await self._execute(runs, graph, claim)

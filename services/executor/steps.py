@@ -10,8 +10,9 @@ the step, and turn a failure into the outcome its ``on_error`` asks for.
   step counts as ``succeeded`` with output ``{"error": message}``), ``route`` (the step
   is ``failed`` with output ``{"error": message}``, and its ``branch: error`` edges
   become live instead of its other edges).
-* Instant nodes (trigger, condition, transform) are recorded once, when they end;
-  others get a ``running`` row when each attempt starts.
+* Instant nodes (trigger, condition, transform, log_message) are recorded once, when
+  they end; others get a ``running`` row when each attempt starts. The trigger is
+  usually recorded by the claim itself (:func:`~services.executor.store.claim_run`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from shared.settings import Settings
 log = structlog.get_logger(__name__)
 
 INSTANT = frozenset({NodeType.TRIGGER, NodeType.CONDITION, NodeType.TRANSFORM})
+# Actions that end as soon as their one write is made: no running row first.
+INSTANT_ACTIONS = frozenset({"log_message"})
 
 
 class StepRunner:
@@ -124,7 +127,7 @@ class StepRunner:
     ) -> Outcome:
         policy = node.retry
         kind = node.type.value
-        instant = node.type in INSTANT
+        instant = node.type in INSTANT or node.action in INSTANT_ACTIONS
         for attempt in range(1, policy.max_attempts + 1):
             if not instant:
                 await self._store.step_started(step_id, kind, attempt, config)

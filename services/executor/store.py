@@ -25,10 +25,11 @@ from services.executor.errors import LostRun
 from shared.db.pool import Pool
 from shared.models.messages import RunMessage
 
-# One round trip: claim the run, and read its pinned graph (when the caller has not
-# cached it, $6) and the steps that already succeeded (a resume, or a retry from the
-# failed step whose earlier steps were copied in). A queued run of a workflow with a
-# max_concurrency is not claimed here ($5 unused): claim_limited decides under a lock.
+# One round trip: claim the run, record its trigger step ($7: its id, when known), and
+# read its pinned graph (when the caller has not cached it, $6) and the steps that
+# already succeeded (a resume, or a retry from the failed step whose earlier steps were
+# copied in). A queued run of a workflow with a max_concurrency is not claimed here
+# unless $5: _claim_limited decides under a lock.
 CLAIM = """
 WITH claimed AS (
     UPDATE workflow_runs
@@ -42,6 +43,13 @@ WITH claimed AS (
     RETURNING id, org_id, workflow_id, workflow_version, schedule_id, trigger, scheduled_for,
               attempt, input,
               extract(epoch FROM clock_timestamp() - started_at)::float8 AS elapsed_s
+), trigger_step AS (
+    -- The trigger succeeds as the run is claimed ($7: its node id, when known).
+    INSERT INTO run_steps (run_id, org_id, node_id, node_type, status, attempt, output,
+                           started_at, finished_at)
+    SELECT c.id, c.org_id, $7::text, 'trigger', 'succeeded', 1, c.input, now(), now()
+      FROM claimed c WHERE $7::text IS NOT NULL
+    ON CONFLICT (run_id, node_id) DO NOTHING
 )
 SELECT c.*,
        CASE WHEN $6::boolean THEN (
@@ -205,28 +213,34 @@ async def claim_run(
     executor_id: str,
     redelivered: bool,
     need_graph: bool = True,
+    trigger_id: str | None = None,
 ) -> Claim | Held | None:
     """Take the run: a ``queued`` run, or a ``running`` one when this is a redelivery
     (its previous executor died or handed it back). :class:`Held` when a queued run's
     workflow has ``max_concurrency`` runs running already (its ``wait_reason`` says
     so). None: someone else has it, or it is finished, and this delivery must be
-    dropped."""
+    dropped. ``trigger_id``: the graph's trigger, recorded succeeded by the claim."""
     args = (message.run_id, message.org_id, executor_id, redelivered, False, need_graph)
-    row = await pool.fetchrow(CLAIM, *args)
+    row = await pool.fetchrow(CLAIM, *args, trigger_id)
     if row is None:
-        return await _claim_limited(pool, message, executor_id=executor_id, need_graph=need_graph)
-    return _claim(row)
+        return await _claim_limited(
+            pool, message, executor_id=executor_id, need_graph=need_graph, trigger_id=trigger_id
+        )
+    return _claim(row, trigger_id)
 
 
-def _claim(row: Record) -> Claim:
+def _claim(row: Record, trigger_id: str | None) -> Claim:
     fields = {k: v for k, v in row.items() if k not in _CLAIM_FIELDS}
     done = row["done"] or {}
     succeeded = {node: StoredStep(pair[0], pair[1]) for node, pair in done.items()}
-    return Claim(ClaimedRun(**fields), row["graph"], succeeded)
+    run = ClaimedRun(**fields)
+    if trigger_id is not None and trigger_id not in succeeded:
+        succeeded[trigger_id] = StoredStep(run.input, 1)
+    return Claim(run, row["graph"], succeeded)
 
 
 async def _claim_limited(
-    pool: Pool, message: RunMessage, *, executor_id: str, need_graph: bool
+    pool: Pool, message: RunMessage, *, executor_id: str, need_graph: bool, trigger_id: str | None
 ) -> Claim | Held | None:
     """The claim of a queued run whose workflow has a ``max_concurrency``: the
     workflow row is locked, so claims of its runs take turns and cannot overshoot."""
@@ -243,9 +257,9 @@ async def _claim_limited(
             await conn.execute(HOLD, message.run_id, message.org_id, reason)
             return Held(running, int(limit))
         row = await conn.fetchrow(
-            CLAIM, message.run_id, message.org_id, executor_id, False, True, need_graph
+            CLAIM, message.run_id, message.org_id, executor_id, False, True, need_graph, trigger_id
         )
-    return _claim(row) if row is not None else None
+    return _claim(row, trigger_id) if row is not None else None
 
 
 async def load_graph(pool: Pool, run: ClaimedRun) -> Any:
@@ -306,8 +320,11 @@ class RunStore:
     (step inputs, outputs and errors, logs, the run's output and error): it replaces
     secret values with ``***``."""
 
-    def __init__(self, pool: Pool, run: ClaimedRun, mask: Mask = _unmasked) -> None:
-        self._pool = pool
+    def __init__(
+        self, pool: Pool, run: ClaimedRun, mask: Mask = _unmasked, *, writes: Pool | None = None
+    ) -> None:
+        self._pool = pool  # the final status
+        self._writes = writes or pool  # steps, logs, wait reasons
         self._run = run
         self.mask = mask
 
@@ -319,7 +336,7 @@ class RunStore:
         return self._run.id, self._run.org_id, self._run.attempt
 
     async def step_started(self, node_id: str, node_type: str, attempt: int, input: Any) -> None:
-        status = await self._pool.execute(
+        status = await self._writes.execute(
             STEP_STARTED, *self._key(), node_id, node_type, attempt, self.mask(input)
         )
         _fenced(status)
@@ -337,7 +354,7 @@ class RunStore:
     ) -> None:
         """The step's end (and, when it had no start row, its input)."""
         mask = self.mask
-        result = await self._pool.execute(
+        result = await self._writes.execute(
             STEP_FINISHED,
             *self._key(),
             node_id,
@@ -352,7 +369,7 @@ class RunStore:
 
     async def wait_reason(self, reason: str | None) -> None:
         """Why the run is not progressing now (None: it is executing)."""
-        _fenced(await self._pool.execute(SET_WAIT_REASON, *self._key(), reason))
+        _fenced(await self._writes.execute(SET_WAIT_REASON, *self._key(), reason))
 
     async def log(
         self,
@@ -363,7 +380,7 @@ class RunStore:
         data: dict[str, Any] | None = None,
     ) -> None:
         await log(
-            self._pool,
+            self._writes,
             self._run.id,
             self._run.org_id,
             level,
