@@ -2,7 +2,7 @@
 
 It reads ``workflow_runs_org_created_stats`` (migration 0004): runs of the organization
 created since the window's start, as index-only scans with the aggregated columns
-INCLUDEd, so its cost follows the window's runs, not the table's (about 35 ms for
+INCLUDEd, so its cost follows the window's runs, not the table's (about 40 ms for
 the 33,000 runs of a day on the benchmark machine; the route caches answers briefly).
 """
 
