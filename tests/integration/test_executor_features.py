@@ -408,3 +408,17 @@ async def test_a_retry_from_the_failed_step_resumes_after_the_copied_steps(
     assert (run["attempt"], run["retry_of"]) == (1, original.run_id)
     assert remote.hits["/first"] == 0
     assert run["output"]["then"]["body"] == {"n": 42}
+
+
+async def test_a_queued_run_says_so_and_an_ended_run_waits_for_nothing(
+    pool: Pool, org: Org
+) -> None:
+    workflow_id = await create_workflow(pool, org.id, delay_graph())
+    message = await create_run(pool, org.id, workflow_id)
+    query = "SELECT wait_reason FROM workflow_runs WHERE id = $1"
+    assert await pool.fetchval(query, message.run_id) == "queued"
+    # As the API's cancel or the scheduler's overlap policy end a run: not the executor.
+    await pool.execute(
+        "UPDATE workflow_runs SET status = 'cancelled' WHERE id = $1", message.run_id
+    )
+    assert await pool.fetchval(query, message.run_id) is None

@@ -6,6 +6,21 @@
 ALTER TABLE workflow_runs ADD COLUMN wait_reason text DEFAULT 'queued';
 UPDATE workflow_runs SET wait_reason = NULL WHERE status NOT IN ('queued');
 
+-- A run that has ended waits for nothing, whoever ends it (executor, API cancel,
+-- scheduler overlap policy): the reason is cleared with the terminal status.
+CREATE FUNCTION flowcron_clear_wait_reason() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.wait_reason := NULL;
+    RETURN NEW;
+END;
+$$;
+CREATE TRIGGER workflow_runs_ended_waits_for_nothing
+    BEFORE UPDATE OF status ON workflow_runs
+    FOR EACH ROW
+    WHEN (NEW.status IN ('succeeded', 'failed', 'cancelled', 'timed_out')
+          AND NEW.wait_reason IS NOT NULL)
+    EXECUTE FUNCTION flowcron_clear_wait_reason();
+
 -- The run this one retries (POST /api/runs/{id}/retry).
 ALTER TABLE workflow_runs
     ADD COLUMN retry_of uuid REFERENCES workflow_runs (id) ON DELETE SET NULL;
