@@ -129,19 +129,31 @@ class StepRunner:
         kind = node.type.value
         instant = node.type in INSTANT or node.action in INSTANT_ACTIONS
         for attempt in range(1, policy.max_attempts + 1):
+            # An instant node's log lines are written with its end, in one statement.
+            pending: list[tuple[str, str]] | None = [] if instant else None
             if not instant:
                 await self._store.step_started(step_id, kind, attempt, config)
             try:
                 async with asyncio.timeout(node.timeout_s):
-                    output = await self._execute(node, step_id, config, context, scope)
+                    output = await self._execute(
+                        node, step_id, config, context, scope, pending=pending
+                    )
             except LostRun:
                 raise
             except Exception as exc:  # noqa: BLE001  # any fault of a node fails that node only
                 error = _describe(exc, node)
                 if attempt == policy.max_attempts or not should_retry(policy, exc):
                     return await self._failed(
-                        node, step_id, error, attempts=attempt, input=config if instant else None
+                        node,
+                        step_id,
+                        error,
+                        attempts=attempt,
+                        input=config if instant else None,
+                        logs=pending,
                     )
+                if pending:
+                    for level, message in pending:
+                        await self._store.log(level, message, node_id=step_id)
                 await self._back_off(node, step_id, attempt, error)
             else:
                 await self._store.step_finished(
@@ -151,6 +163,7 @@ class StepRunner:
                     attempt=attempt,
                     output=output,
                     input=config if instant else None,
+                    logs=pending,
                 )
                 return Outcome("succeeded", output, attempts=attempt)
         raise AssertionError("unreachable: the loop returns on the last attempt")
@@ -179,6 +192,8 @@ class StepRunner:
         config: dict[str, Any],
         context: dict[str, Any],
         scope: Scope,
+        *,
+        pending: list[tuple[str, str]] | None = None,
     ) -> Any:
         if node.type is NodeType.TRIGGER:
             return self._store.run.input if scope.loop is None else dict(scope.loop)
@@ -197,13 +212,18 @@ class StepRunner:
             outer = {k: Outcome(v["status"], v["output"]) for k, v in context["nodes"].items()}
             return await run_loop(self, node, config, scope, outer)
         action = actions.lookup(self._registry, str(node.action))
-        return await action(self._action_context(node, step_id), config)
+        return await action(self._action_context(node, step_id, pending), config)
 
-    def _action_context(self, node: Node, step_id: str) -> actions.ActionContext:
+    def _action_context(
+        self, node: Node, step_id: str, pending: list[tuple[str, str]] | None
+    ) -> actions.ActionContext:
         run = self._store.run
 
         async def write_log(level: str, message: str) -> None:
-            await self._store.log(level, message, node_id=step_id)
+            if pending is not None:
+                pending.append((level, message))
+            else:
+                await self._store.log(level, message, node_id=step_id)
 
         return actions.ActionContext(
             run_id=run.id,
@@ -218,28 +238,33 @@ class StepRunner:
         )
 
     async def _failed(
-        self, node: Node, step_id: str, error: str, *, attempts: int, input: Any = None
+        self,
+        node: Node,
+        step_id: str,
+        error: str,
+        *,
+        attempts: int,
+        input: Any = None,
+        logs: list[tuple[str, str]] | None = None,
     ) -> Outcome:
+        """Record the failure as ``on_error`` says, with its error log line in the same
+        statement."""
         log.info("step failed", error=self._store.mask(error), attempts=attempts)
-        await self._store.log("error", f"node {step_id!r} failed: {error}", node_id=step_id)
-        kind = node.type.value
-        output: dict[str, str] | None = {"error": error}
-        if node.on_error == "continue":
-            await self._store.step_finished(
-                step_id,
-                kind,
-                "succeeded",
-                attempt=attempts,
-                output=output,
-                error=error,
-                input=input,
-            )
-            return Outcome("succeeded", output, error, attempts=attempts)
-        if node.on_error != "route":
-            output = None
+        logs = [*(logs or []), ("error", f"node {step_id!r} failed: {error}")]
+        output: dict[str, str] | None = None if node.on_error == "fail" else {"error": error}
+        status = "succeeded" if node.on_error == "continue" else "failed"
         await self._store.step_finished(
-            step_id, kind, "failed", attempt=attempts, output=output, error=error, input=input
+            step_id,
+            node.type.value,
+            status,
+            attempt=attempts,
+            output=output,
+            error=error,
+            input=input,
+            logs=logs,
         )
+        if status == "succeeded":
+            return Outcome("succeeded", output, error, attempts=attempts)
         return Outcome("failed", output, error, routed=node.on_error == "route", attempts=attempts)
 
 

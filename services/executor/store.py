@@ -107,6 +107,20 @@ ON CONFLICT (run_id, node_id) DO UPDATE
        input = coalesce(EXCLUDED.input, run_steps.input)
 """
 
+# A step's end and the log lines it wrote (instant actions, failures), in one statement;
+# $11 levels, $12 messages. Logs are written only when the fenced step write is.
+STEP_FINISHED_WITH_LOGS = f"""
+WITH step AS ({STEP_FINISHED} RETURNING 1
+), logs AS (
+    INSERT INTO run_logs (run_id, org_id, node_id, level, message)
+    SELECT $1::uuid, $2::uuid, $4::text, l.level, l.message
+      FROM unnest($11::text[], $12::text[]) WITH ORDINALITY AS l(level, message, n)
+     WHERE EXISTS (SELECT 1 FROM step)
+     ORDER BY l.n
+)
+SELECT count(*) FROM step
+"""
+
 SET_WAIT_REASON = """
 UPDATE workflow_runs SET wait_reason = $4
  WHERE id = $1 AND org_id = $2 AND attempt = $3 AND status = 'running'
@@ -351,21 +365,22 @@ class RunStore:
         output: Any = None,
         error: str | None = None,
         input: Any = None,
+        logs: list[tuple[str, str]] | None = None,
     ) -> None:
-        """The step's end (and, when it had no start row, its input)."""
+        """The step's end (and, when it had no start row, its input), with the
+        ``(level, message)`` log lines of the step not written yet."""
         mask = self.mask
-        result = await self._writes.execute(
-            STEP_FINISHED,
-            *self._key(),
-            node_id,
-            node_type,
-            status,
-            attempt,
-            mask(output),
-            mask(error),
-            mask(input),
-        )
-        _fenced(result)
+        args = (*self._key(), node_id, node_type, status, attempt)
+        values = (mask(output), mask(error), mask(input))
+        if not logs:
+            _fenced(await self._writes.execute(STEP_FINISHED, *args, *values))
+            return
+        levels = [level for level, _ in logs]
+        messages = [mask(message) for _, message in logs]
+        if not await self._writes.fetchval(
+            STEP_FINISHED_WITH_LOGS, *args, *values, levels, messages
+        ):
+            raise LostRun("a fenced write matched no run: the run is no longer ours")
 
     async def wait_reason(self, reason: str | None) -> None:
         """Why the run is not progressing now (None: it is executing)."""
