@@ -25,6 +25,7 @@ from services.executor.consumer import Consumer
 from services.executor.handler import RunHandler
 from shared.control import cancel_wildcard
 from shared.db.pool import Pool, init_connection
+from shared.egress import EgressResolver
 from shared.messaging.connection import open_nats
 from shared.messaging.topology import Topology, ensure_topology
 from shared.settings import Settings
@@ -123,7 +124,10 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         executor_pool(settings.database_url, settings) as pool,
         executor_pool(writes_url, settings) as writes,
         open_nats(settings.nats_servers, name="flowcron-executor") as nc,
-        aiohttp.ClientSession(raise_for_status=False) as http,
+        aiohttp.ClientSession(
+            raise_for_status=False,
+            connector=aiohttp.TCPConnector(resolver=EgressResolver(settings.egress)),
+        ) as http,
     ):
         js = nc.jetstream()
         await ensure_topology(

@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 
 from services.executor.errors import ConfigError
+from shared.egress import EgressDenied, check_url
 from shared.settings import Settings
 
 LogWriter = Callable[[str, str], Awaitable[None]]
@@ -103,3 +104,13 @@ def require_number(
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
         raise ConfigError(f"config.{key} must be a number between {low:g} and {high:g}")
     return float(value)
+
+
+async def check_egress(ctx: ActionContext, url: str) -> None:
+    """Refuse a target the egress setting forbids (``FLOWCRON_EGRESS=public`` blocks
+    private, loopback and link-local addresses, the cloud metadata endpoint above all);
+    the HTTP session's resolver checks again at connect time, redirects included."""
+    try:
+        await check_url(url, ctx.settings.egress)
+    except EgressDenied as exc:
+        raise ConfigError(str(exc)) from None

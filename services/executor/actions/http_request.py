@@ -19,7 +19,12 @@ from typing import Any
 
 import aiohttp
 
-from services.executor.actions import ActionContext, require_number, require_str
+from services.executor.actions import (
+    ActionContext,
+    check_egress,
+    require_number,
+    require_str,
+)
 from services.executor.errors import ConfigError, StepError
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -34,6 +39,7 @@ async def run(ctx: ActionContext, config: dict[str, Any]) -> dict[str, Any]:
     url = require_str(config, "url")
     if not url.startswith(("http://", "https://")):
         raise ConfigError(f"config.url must start with http:// or https://, not {url!r}")
+    await check_egress(ctx, url)
     accept = parse_accept(config.get("accept", ["2xx"]))
     timeout_s = require_number(config, "timeout_s", default=30, low=0.001, high=86_400)
     headers = {"Idempotency-Key": ctx.idempotency_key, **_mapping(config, "headers")}

@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 
-from services.executor.actions import ActionContext, require_str
+from services.executor.actions import ActionContext, check_egress, require_str
 from services.executor.actions.http_request import read_limited
 from services.executor.errors import ConfigError, StepError
 
@@ -22,6 +22,7 @@ async def run(ctx: ActionContext, config: dict[str, Any]) -> dict[str, Any]:
     url = require_str(config, "webhook_url")
     if not url.startswith(("http://", "https://")):
         raise ConfigError("config.webhook_url must start with https://")
+    await check_egress(ctx, url)
     payload: dict[str, Any] = {"text": require_str(config, "text")}
     if "blocks" in config:
         if not isinstance(config["blocks"], list):
