@@ -210,6 +210,9 @@ class RunOut(BaseModel):
     finished_at: datetime | None
     duration_ms: int | None
     retry_of: uuid.UUID | None = Field(None, description="The run this one retries.")
+    wait_reason: str | None = Field(
+        None, description="Why a queued or running run is waiting (null when it is not)."
+    )
 
 
 class StepOut(BaseModel):

@@ -257,3 +257,23 @@ async def test_an_edit_at_any_moment_neither_drops_nor_doubles_a_fire(
     assert len(times) == len(set(times))  # none doubled
     gaps = {(b - a).total_seconds() for a, b in itertools.pairwise(times)}
     assert gaps == {1.0}, gaps  # none missing
+
+
+async def test_a_waiting_run_says_why(api: Client, org: Org, pool: Pool) -> None:
+    wf = await create_workflow(api, org)
+    sched = await make(api, org, wf["id"], cron="* * * * *", overlap_policy="buffer_one")
+    held, later = await pool.fetch(
+        """INSERT INTO workflow_runs (id, org_id, workflow_id, workflow_version, schedule_id,
+                                      trigger, scheduled_for, held, release_at)
+           VALUES (gen_random_uuid(), $1, $2, 1, $3, 'schedule', now(), true, NULL),
+                  (gen_random_uuid(), $1, $2, 1, $3, 'schedule', now() - interval '1 minute',
+                   false, now() + interval '1 hour')
+           RETURNING id""",
+        org.id,
+        wf["id"],
+        sched["id"],
+    )
+    resp = await api.get(f"/api/runs/{held['id']}", headers=org.headers)
+    assert "buffer_one" in (await resp.json())["wait_reason"]
+    resp = await api.get(f"/api/runs/{later['id']}", headers=org.headers)
+    assert (await resp.json())["wait_reason"].startswith("released at ")

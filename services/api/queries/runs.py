@@ -19,6 +19,15 @@ COLUMNS = """
 r.id, r.org_id, r.workflow_id, r.workflow_version, r.schedule_id, r.trigger,
 r.scheduled_for, r.status, r.attempt, r.input, r.output, r.error, r.idempotency_key,
 r.created_at, r.published_at, r.started_at, r.finished_at, r.retry_of,
+CASE
+    WHEN r.status = 'queued' AND r.held
+        THEN 'held by the schedule''s overlap policy (buffer_one) until its running run ends'
+    WHEN r.status = 'queued' AND r.published_at IS NULL AND r.release_at > clock_timestamp()
+        THEN 'released at ' || to_char(r.release_at AT TIME ZONE 'UTC',
+                                       'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+             || ' (schedule jitter or paced catch-up)'
+    ELSE r.wait_reason
+END AS wait_reason,
 """ + _DURATION.format(t="r")
 
 # Inserted only when the workflow belongs to the organization; an Idempotency-Key
