@@ -27,6 +27,7 @@ from shared.apikeys import create_key, ensure_organization
 from shared.db.migrator import migrate
 from shared.db.pool import connect
 from shared.logging import configure_logging
+from shared.secrets import new_key
 from shared.settings import ConfigurationError, Settings, load_settings
 
 log = structlog.get_logger("flowcron.dev")
@@ -65,6 +66,7 @@ def run_dev(*, executors: int = 1, data_dir: str = ".flowcron") -> int:
         except EmbeddedError as exc:
             sys.stderr.write(f"flowcron dev: {exc}\n")
             return 1
+        env.setdefault("FLOWCRON_SECRETS_KEY", _secrets_key(root))
         settings = settings.model_copy(
             update={
                 "database_url": env["FLOWCRON_DATABASE_URL"],
@@ -75,6 +77,15 @@ def run_dev(*, executors: int = 1, data_dir: str = ".flowcron") -> int:
         (root / "api-key").write_text(key + "\n")
         (root / "api-key").chmod(0o600)
         return asyncio.run(_supervise(settings, env, executors, key, root))
+
+
+def _secrets_key(root: Path) -> str:
+    """The development stack's secrets key: made once, kept beside its data (0600)."""
+    path = root / "secrets-key"
+    if not path.exists():
+        path.write_text(new_key() + "\n")
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 async def _ensure_database(maintenance_url: str) -> None:
