@@ -168,3 +168,52 @@ async def test_a_new_schedule_wakes_a_sleeping_scheduler(
         finally:
             stop.set()
             await asyncio.wait_for(loop, 10)
+
+
+async def test_changing_pausing_and_deleting_take_effect_at_once(
+    settings: Settings, pool: Pool, js: JetStreamContext, org: Org
+) -> None:
+    patient = settings.model_copy(
+        update={"scheduler_max_sleep_s": 60, "scheduler_outbox_grace_s": 60}
+    )
+    workflow_id = await create_workflow(pool, org.id)
+    far = await pool.fetchval("SELECT now() + interval '1 day'")
+    schedule_id = await create_schedule(
+        pool, org.id, workflow_id, cron="0 0 * * *", next_run_at=far
+    )
+
+    async def runs() -> int:
+        query = "SELECT count(*) FROM workflow_runs WHERE schedule_id = $1"
+        return int(await pool.fetchval(query, schedule_id))
+
+    stop = asyncio.Event()
+    async with listening(settings.database_url) as wakeup:
+        loop = asyncio.create_task(Ticker(patient, pool, js, wakeup).run(stop))
+        try:
+            # Changed: a schedule that slept for a day fires every second from now on.
+            await pool.execute(
+                "UPDATE workflow_schedules SET cron = '* * * * * *',"
+                " next_run_at = date_trunc('second', now()) + interval '1 second' WHERE id = $1",
+                schedule_id,
+            )
+            await wait_for(runs, timeout=10, message="the changed schedule to fire")
+            # Paused: the fires that follow are recorded as paused, not run.
+            await pool.execute(
+                "UPDATE workflow_schedules SET paused_until = now() + interval '1 hour',"
+                " pause_note = 'hold' WHERE id = $1",
+                schedule_id,
+            )
+
+            async def paused() -> int:
+                query = "SELECT count(*) FROM schedule_decisions WHERE schedule_id = $1"
+                return int(await pool.fetchval(query, schedule_id))
+
+            await wait_for(paused, timeout=10, message="a fire recorded as paused")
+            count = await runs()
+            # Deleted: its runs go with it (set null on schedule_id) and nothing fires.
+            await pool.execute("DELETE FROM workflow_schedules WHERE id = $1", schedule_id)
+            assert count >= 1
+            assert await runs() == 0
+        finally:
+            stop.set()
+            await asyncio.wait_for(loop, 10)
