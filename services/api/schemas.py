@@ -79,53 +79,9 @@ class WorkflowOut(BaseModel):
 # --- schedules ----------------------------------------------------------------------
 
 
-class ScheduleIn(Request):
-    """``POST /api/workflows/{id}/schedule``: create or replace the default schedule."""
-
-    cron: str = Field(min_length=1, max_length=200)
-    timezone: str = Field("UTC", min_length=1, max_length=64)
-    enabled: bool = True
-    input: dict[str, Any] = Field(default_factory=dict)
-
-
-class SchedulePatch(Request):
-    """``PATCH /api/workflows/{id}/schedule``: only the fields present change."""
-
-    enabled: bool | None = None
-    cron: str | None = Field(None, min_length=1, max_length=200)
-    timezone: str | None = Field(None, min_length=1, max_length=64)
-    input: dict[str, Any] | None = None
-
-    _no_nulls = field_validator("enabled", "cron", "timezone", "input", mode="before")(_not_null)
-
-
 class ScheduleListQuery(PageQuery):
     workflow_id: uuid.UUID | None = None
     enabled: bool | None = None
-
-
-class ScheduleOut(BaseModel):
-    id: uuid.UUID
-    workflow_id: uuid.UUID
-    workflow_name: str
-    name: str
-    is_default: bool
-    cron: str
-    description: str
-    timezone: str
-    enabled: bool
-    input: dict[str, Any]
-    catchup_policy: str
-    overlap_policy: str
-    paused_until: datetime | None
-    next_run_at: datetime | None
-    last_run_at: datetime | None
-    total_runs: int
-    successful_runs: int
-    failed_runs: int
-    success_rate: float | None
-    created_at: datetime
-    updated_at: datetime
 
 
 # --- cron preview -------------------------------------------------------------------
