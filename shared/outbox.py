@@ -31,7 +31,11 @@ RUN_MESSAGE_COLUMNS = (
 
 
 def message_from_row(row: asyncpg.Record | dict[str, Any]) -> RunMessage:
-    return RunMessage.model_validate(dict(row))
+    """The message of a run row, selected with ``run_id`` or with the table's ``id``."""
+    data = dict(row)
+    if "run_id" not in data:
+        data["run_id"] = data["id"]
+    return RunMessage.model_validate(data)
 
 
 async def publish_runs(

@@ -36,8 +36,7 @@ from services.api.schemas import (
     StepOut,
 )
 from shared.control import request_cancel
-from shared.models.messages import RunMessage
-from shared.outbox import dispatch
+from shared.outbox import dispatch, message_from_row
 
 routes = web.RouteTableDef()
 log = structlog.get_logger(__name__)
@@ -54,18 +53,6 @@ def _idempotency_key(request: web.Request) -> str | None:
     if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
         raise invalid(IDEMPOTENCY_HEADER, f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
     return key
-
-
-def _message(row: asyncpg.Record) -> RunMessage:
-    return RunMessage(
-        run_id=row["id"],
-        org_id=row["org_id"],
-        workflow_id=row["workflow_id"],
-        workflow_version=row["workflow_version"],
-        trigger=row["trigger"],
-        schedule_id=row["schedule_id"],
-        scheduled_for=row["scheduled_for"],
-    )
 
 
 @routes.post("/api/workflows/{id}/runs")
@@ -90,7 +77,7 @@ async def start_run(request: web.Request) -> web.Response:
 async def _publish_and_read(request: web.Request, row: asyncpg.Record) -> RunOut:
     """Publish a committed run (outbox) and read it back with its ``published_at``."""
     pool = request.app[POOL]
-    await dispatch(pool, request.app[JETSTREAM], request.app[TOPOLOGY], [_message(row)])
+    await dispatch(pool, request.app[JETSTREAM], request.app[TOPOLOGY], [message_from_row(row)])
     published = await sql.get(pool, org_id(request), row["id"])
     return RunOut.model_validate(dict(published or row))
 

@@ -475,5 +475,5 @@ async def backfill(request: web.Request) -> web.Response:
 
 
 async def _publish(request: web.Request, rows: list[asyncpg.Record]) -> None:
-    messages = [message_from_row({**dict(r), "run_id": r["id"]}) for r in rows]
+    messages = [message_from_row(r) for r in rows]
     await dispatch(request.app[POOL], request.app[JETSTREAM], request.app[TOPOLOGY], messages)
