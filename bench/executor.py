@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from shared.db.migrator import migrate  # noqa: E402  # after the path is set
-from shared.db.pool import open_pool  # noqa: E402
+from shared.db.pool import Pool, open_pool  # noqa: E402
 from shared.logging import configure_logging  # noqa: E402
 from shared.messaging.connection import open_nats  # noqa: E402
 from shared.messaging.topology import (  # noqa: E402
@@ -79,7 +79,7 @@ TRIVIAL = chain("log_message", 1, message="hello {{ run.id }}")
 
 
 class Env:
-    def __init__(self, settings: Settings, pool: asyncpg.Pool, js: JetStreamContext) -> None:
+    def __init__(self, settings: Settings, pool: Pool, js: JetStreamContext) -> None:
         self.settings = settings
         self.pool = pool
         self.js = js
@@ -331,6 +331,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     figures: dict[str, Any] = {"cpus": os.cpu_count()}
     figures["throughput"] = [await throughput(args.runs, n) for n in (1, 2)]
     print(json.dumps(figures["throughput"]), flush=True)
+    if args.only == "throughput":
+        return figures
     figures["pickup"] = await pickup(args.samples)
     print(json.dumps(figures["pickup"]), flush=True)
     figures["step_overhead"] = [
@@ -347,6 +349,7 @@ if __name__ == "__main__":
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--step-runs", type=int, default=30)
     parser.add_argument("--inflight", type=int, default=1000)
+    parser.add_argument("--only", choices=("throughput",), help="measure only this")
     args = parser.parse_args()
     configure_logging("console", "warning")
     results = asyncio.run(main(args))

@@ -40,7 +40,7 @@ from services.scheduler.queries import CLAIM_DUE
 from services.scheduler.ticker import Ticker
 from services.scheduler.wakeup import listening
 from shared.db.migrator import migrate
-from shared.db.pool import open_pool
+from shared.db.pool import Pool, open_pool
 from shared.logging import configure_logging
 from shared.messaging.connection import open_nats
 from shared.messaging.pipeline import ack_pipeline
@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 GRAPH = {"nodes": [{"id": "t", "type": "trigger"}], "edges": []}
 
 
-async def seed(pool: asyncpg.Pool, count: int) -> None:
+async def seed(pool: Pool, count: int) -> None:
     org, wf = uuid.uuid4(), uuid.uuid4()
     await pool.execute("INSERT INTO organizations (id, name) VALUES ($1, 'bench')", org)
     await pool.execute(
@@ -66,7 +66,7 @@ async def seed(pool: asyncpg.Pool, count: int) -> None:
     )
     await pool.execute(
         """INSERT INTO workflow_schedules (id, org_id, workflow_id, cron, next_run_at)
-           SELECT gen_random_uuid(), $1, $2, '* * * * *', date_trunc('minute', now())
+           SELECT gen_random_uuid(), $1, $2, '0 0 1 1 *', date_trunc('second', now())
            FROM generate_series(1, $3)""",
         org,
         wf,
@@ -75,7 +75,7 @@ async def seed(pool: asyncpg.Pool, count: int) -> None:
 
 
 @asynccontextmanager
-async def environment(batch: int) -> AsyncIterator[tuple[Settings, asyncpg.Pool, Any, Any]]:
+async def environment(batch: int) -> AsyncIterator[tuple[Settings, Pool, Any, Any]]:
     """A fresh database and namespace on the benchmark servers, dropped afterwards."""
     database = f"flowcron_bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(SERVER)
@@ -114,7 +114,7 @@ async def burst(count: int, batch: int) -> dict[str, Any]:
             ticker = Ticker(settings, pool, js, pipeline=pipeline)
             started = time.perf_counter()
             created = published = 0
-            while (result := await ticker.tick()).claimed:
+            while (result := await ticker.drain()).claimed:  # pipelined, as the service runs
                 created += result.created
                 published += result.published
             elapsed = time.perf_counter() - started
@@ -238,7 +238,7 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
-async def seed_workflow(pool: asyncpg.Pool) -> tuple[uuid.UUID, uuid.UUID]:
+async def seed_workflow(pool: Pool) -> tuple[uuid.UUID, uuid.UUID]:
     org, wf = uuid.uuid4(), uuid.uuid4()
     await pool.execute("INSERT INTO organizations (id, name) VALUES ($1, 'bench')", org)
     await pool.execute(

@@ -18,6 +18,7 @@ import asyncpg
 import structlog
 from nats.js import JetStreamContext
 
+from shared.db.pool import Pool
 from shared.messaging.pipeline import AckPipeline
 from shared.messaging.topology import Topology
 from shared.models.messages import RunMessage
@@ -87,7 +88,7 @@ async def publish_runs(
     return [r for r in results if r is not None]
 
 
-async def mark_published(pool: asyncpg.Pool, run_ids: Iterable[uuid.UUID]) -> None:
+async def mark_published(pool: Pool, run_ids: Iterable[uuid.UUID]) -> None:
     ids = list(run_ids)
     if ids:
         await pool.execute(
@@ -96,7 +97,7 @@ async def mark_published(pool: asyncpg.Pool, run_ids: Iterable[uuid.UUID]) -> No
 
 
 async def dispatch(
-    pool: asyncpg.Pool,
+    pool: Pool,
     js: JetStreamContext,
     topology: Topology,
     messages: Sequence[RunMessage],

@@ -11,11 +11,9 @@ import asyncio
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
 import aiohttp
-import asyncpg
 import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -23,8 +21,9 @@ from nats.js import JetStreamContext
 
 from services.executor.consumer import Consumer
 from services.executor.handler import RunHandler
+from services.executor.metrics import serve_executor_metrics
 from shared.control import cancel_wildcard
-from shared.db.pool import Pool, init_connection
+from shared.db.pool import Pool, open_pool
 from shared.egress import EgressResolver
 from shared.messaging.connection import open_nats
 from shared.messaging.topology import Topology, ensure_topology
@@ -82,32 +81,15 @@ class Executor:
             log.info("cancelling run on request", run_id=str(run_id))
 
 
-async def _light_reset(conn: asyncpg.Connection) -> None:
-    """Reset on release without a round trip: the executor keeps no session state (no
-    SET, LISTEN or session advisory lock), so only an open transaction is undone.
-    asyncpg's default reset costs one query per release, i.e. per executor query."""
-    if conn.is_in_transaction():
-        await conn.execute("ROLLBACK")
-
-
-@asynccontextmanager
-async def executor_pool(url: str, settings: Settings) -> AsyncIterator[Pool]:
-    pool = await asyncpg.create_pool(
-        url,
+def executor_pool(
+    settings: Settings, *, async_commit: bool = False
+) -> AbstractAsyncContextManager[Pool]:
+    return open_pool(
+        settings.database_url,
         min_size=settings.database_pool_min,
         max_size=settings.database_pool_max,
-        init=init_connection,
-        reset=_light_reset,
+        async_commit=async_commit,
     )
-    try:
-        yield pool
-    finally:
-        await pool.close()
-
-
-def async_commit_url(url: str) -> str:
-    """``url`` with ``synchronous_commit=off`` (asyncpg passes it as a server setting)."""
-    return url + ("&" if "?" in url else "?") + "synchronous_commit=off"
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
@@ -117,17 +99,15 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     second pool whose commits do not wait for the WAL flush; the final status (on the
     main pool) does, and so flushes every write of the run made before it.
     """
-    writes_url = settings.database_url
-    if settings.executor_step_commit == "async":
-        writes_url = async_commit_url(writes_url)
     async with (
-        executor_pool(settings.database_url, settings) as pool,
-        executor_pool(writes_url, settings) as writes,
+        executor_pool(settings) as pool,
+        executor_pool(settings, async_commit=settings.executor_step_commit == "async") as writes,
         open_nats(settings.nats_servers, name="flowcron-executor") as nc,
         aiohttp.ClientSession(
             raise_for_status=False,
             connector=aiohttp.TCPConnector(resolver=EgressResolver(settings.egress)),
         ) as http,
+        serve_executor_metrics(settings.api_host, settings.executor_metrics_port),
     ):
         js = nc.jetstream()
         await ensure_topology(

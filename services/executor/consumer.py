@@ -23,6 +23,7 @@ import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from services.executor import metrics
 from services.executor.ratelimit import RateLimiter
 from shared.messaging.topology import EXECUTORS_CONSUMER, Topology
 from shared.settings import Settings
@@ -99,6 +100,7 @@ class Consumer:
         task.add_done_callback(self._tasks.discard)
 
     async def _process(self, msg: Msg) -> None:
+        metrics.RUNS_IN_FLIGHT.inc()
         try:
             await self._handle(msg)
         except asyncio.CancelledError:
@@ -107,6 +109,8 @@ class Consumer:
             raise
         except Exception:  # one bad message never stops the loop
             log.exception("run message handler failed")
+        finally:
+            metrics.RUNS_IN_FLIGHT.dec()
 
     async def _drain(self) -> None:
         if not self._tasks:

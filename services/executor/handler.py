@@ -42,7 +42,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from services.executor import actions, store
+from services.executor import actions, metrics, store
 from services.executor.engine import Engine, RunResult
 from services.executor.errors import LostRun
 from services.executor.events import Events
@@ -141,6 +141,8 @@ class RunHandler:
             await self._reject(msg, exc)
             return
         delivered = msg.metadata.num_delivered
+        if delivered > 1:
+            metrics.REDELIVERIES.inc()
         with structlog.contextvars.bound_contextvars(
             run_id=str(message.run_id), workflow_id=str(message.workflow_id)
         ):
@@ -187,6 +189,11 @@ class RunHandler:
             return
         run = claim.run
         started = time.monotonic()
+        metrics.RUNS_STARTED.inc()
+        if not redelivered:  # a redelivery's wait is the ack deadline, not the queue
+            metrics.PICKUP_LATENCY.observe(time.time() - msg.metadata.timestamp.timestamp())
+            if cached is not None:  # the claim recorded the trigger step
+                metrics.STEPS.labels("trigger", "succeeded").inc()
         log.debug("run claimed", attempt=run.attempt, redelivered=redelivered)
         await self._events.publish(run, "run.started", "running")
         graph = cached or self._graphs.parse(run.workflow_id, run.workflow_version, claim.graph)
@@ -211,6 +218,7 @@ class RunHandler:
             with contextlib.suppress(asyncio.CancelledError):
                 await keepalive
         await msg.ack()
+        metrics.RUNS_FINISHED.labels(result.status).inc()
         error = runs.mask(result.error)
         await self._events.publish(run, "run.finished", result.status, error=error)
         log.info(
@@ -292,6 +300,7 @@ class RunHandler:
         error = f"gave up after {delivered - 1} deliveries: {reason}"
         if await store.give_up(self._pool, message, error):
             log.error("run dead-lettered", error=error)
+            metrics.RUNS_FINISHED.labels("failed").inc()
             await self._dead_letter(msg, message.org_id, message.workflow_id, error)
         else:
             log.info("run had already ended; dropping its last delivery")
@@ -306,6 +315,7 @@ class RunHandler:
         await msg.term()
 
     async def _dead_letter(self, msg: Msg, org_id: object, workflow_id: object, error: str) -> None:
+        metrics.DEAD_LETTERED.inc()
         await self._js.publish(
             self._topology.dlq_subject(org_id, workflow_id),
             msg.data,

@@ -18,6 +18,7 @@ the step, and turn a failure into the outcome its ``on_error`` asks for.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 import aiohttp
 import structlog
 
-from services.executor import actions, templates
+from services.executor import actions, metrics, templates
 from services.executor.backoff import retry_delay, should_retry
 from services.executor.errors import ConfigError, LostRun, StepError
 from services.executor.events import Events
@@ -84,6 +85,7 @@ class StepRunner:
     async def run(self, node: Node, finished: Mapping[str, Outcome], scope: Scope) -> Outcome:
         """Execute ``node`` given the outcomes so far; LostRun propagates."""
         step_id = scope.step_id(node.id)
+        began = time.monotonic()
         with structlog.contextvars.bound_contextvars(node_id=step_id):
             context = templates.template_context(
                 run_input=self._store.run.input,
@@ -102,6 +104,7 @@ class StepRunner:
                 outcome = await self._failed(node, step_id, str(exc), attempts=1, input=node.config)
             else:
                 outcome = await self._attempts(node, step_id, config, context, scope)
+            metrics.STEP_DURATION.labels(node.type.value).observe(time.monotonic() - began)
             await self._events.publish(
                 self._store.run,
                 "step.finished",

@@ -21,6 +21,7 @@ from typing import Any
 
 from asyncpg import Record
 
+from services.executor import metrics
 from services.executor.errors import LostRun
 from shared.db.pool import Pool
 from shared.models.messages import RunMessage
@@ -374,6 +375,7 @@ class RunStore:
         values = (mask(output), mask(error), mask(input))
         if not logs:
             _fenced(await self._writes.execute(STEP_FINISHED, *args, *values))
+            metrics.STEPS.labels(node_type, status).inc()
             return
         levels = [level for level, _ in logs]
         messages = [mask(message) for _, message in logs]
@@ -381,6 +383,7 @@ class RunStore:
             STEP_FINISHED_WITH_LOGS, *args, *values, levels, messages
         ):
             raise LostRun("a fenced write matched no run: the run is no longer ours")
+        metrics.STEPS.labels(node_type, status).inc()
 
     async def wait_reason(self, reason: str | None) -> None:
         """Why the run is not progressing now (None: it is executing)."""

@@ -32,9 +32,10 @@ from services.scheduler import metrics, queries
 from services.scheduler.decisions import Active, Decision, Outcome, Policies, decide
 from services.scheduler.planning import DueSchedule, Plan, plan
 from services.scheduler.wakeup import Wakeup
-from shared.db.pool import Connection
+from shared.db.pool import Connection, Pool
 from shared.messaging.pipeline import AckPipeline
 from shared.messaging.topology import EXECUTORS_CONSUMER, Topology
+from shared.models.messages import RunMessage
 from shared.outbox import dispatch, message_from_row
 from shared.settings import Settings
 
@@ -50,13 +51,25 @@ class TickResult:
     published: int = 0
 
 
+@dataclass
+class _Written:
+    """A batch committed, not yet published."""
+
+    result: TickResult
+    messages: list[RunMessage]
+    now: datetime
+    now_perf: float
+    started: float
+    committed: float
+
+
 class Ticker:
     """Claims and fires due schedules; one per scheduler process."""
 
     def __init__(
         self,
         settings: Settings,
-        pool: asyncpg.Pool,
+        pool: Pool,
         js: JetStreamContext,
         wakeup: Wakeup | None = None,
         *,
@@ -79,7 +92,7 @@ class Ticker:
             await self.wakeup.ensure(self.settings.database_url)
             self.wakeup.event.clear()
             try:
-                result = await self.tick()
+                result = await self.drain()
                 await self.release()
                 await self._sweep_if_due()
                 delay = (
@@ -119,27 +132,69 @@ class Ticker:
 
     async def tick(self) -> TickResult:
         """One claim-write-publish cycle."""
+        written = await self._claim_and_write()
+        if written is not None:
+            await self._publish(written)
+            return written.result
+        return TickResult()
+
+    async def drain(self) -> TickResult:
+        """Fire batch after batch while batches come back full; the totals.
+
+        Pipelined: batch N+1 is claimed and written while batch N's messages are being
+        published (one publish in flight at a time), so a burst costs about the longer
+        of the two per batch, not their sum. Every batch is committed before its
+        publish, as in :meth:`tick`: a crash leaves unpublished rows to the outbox."""
+        batches: list[_Written] = []
+        publishing: asyncio.Task[None] | None = None
+        try:
+            while True:
+                written = await self._claim_and_write()
+                if publishing is not None:
+                    await publishing
+                    publishing = None
+                if written is None:
+                    break
+                batches.append(written)
+                publishing = asyncio.create_task(self._publish(written))
+                if written.result.claimed < self.settings.scheduler_batch_size:
+                    await publishing
+                    publishing = None
+                    break
+        finally:
+            if publishing is not None:  # the next claim failed: let this publish finish
+                await asyncio.gather(publishing, return_exceptions=True)
+        return TickResult(
+            claimed=sum(w.result.claimed for w in batches),
+            created=sum(w.result.created for w in batches),
+            published=sum(w.result.published for w in batches),
+        )
+
+    async def _claim_and_write(self) -> _Written | None:
+        """Claim a batch and write its runs, decisions and schedules in one transaction."""
         started = time.perf_counter()
-        result = TickResult()
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(queries.CLAIM_DUE, self.settings.scheduler_batch_size)
-            result.claimed = len(rows)
             if not rows:
-                return result
+                return None
             now: datetime = await conn.fetchval(queries.DB_NOW)
             now_perf = time.perf_counter()
             created = await self._write_runs(conn, rows, now)
-        result.created = len(created)
-        committed = time.perf_counter()
+        result = TickResult(claimed=len(rows), created=len(created))
         messages = [
             message_from_row(r) for r in created if r["release_at"] is None and not r["held"]
         ]
+        return _Written(result, messages, now, now_perf, started, time.perf_counter())
+
+    async def _publish(self, written: _Written) -> None:
+        """Publish a written batch, record its fire lag, log it."""
+        messages = written.messages
         published = await dispatch(
             self.pool, self.js, self.topology, messages, pipeline=self.pipeline
         )
-        result.published = len(published)
+        written.result.published = len(published)
         # Lag on the database's clock: its "now" at claim time plus the time spent since.
-        acked_at = now + timedelta(seconds=time.perf_counter() - now_perf)
+        acked_at = written.now + timedelta(seconds=time.perf_counter() - written.now_perf)
         acked = set(published)
         for message in messages:
             if message.run_id in acked and message.scheduled_for is not None:
@@ -150,13 +205,12 @@ class Ticker:
             await self._announce_cancelled()
         log.info(
             "batch fired",
-            claimed=result.claimed,
-            runs=result.created,
-            published=result.published,
-            write_ms=round((committed - started) * 1000, 1),
-            publish_ms=round((time.perf_counter() - committed) * 1000, 1),
+            claimed=written.result.claimed,
+            runs=written.result.created,
+            published=written.result.published,
+            write_ms=round((written.committed - written.started) * 1000, 1),
+            publish_ms=round((time.perf_counter() - written.committed) * 1000, 1),
         )
-        return result
 
     async def _write_runs(
         self, conn: Connection, rows: list[asyncpg.Record], now: datetime

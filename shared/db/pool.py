@@ -6,35 +6,52 @@ so queries pass and receive dicts and lists directly.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import asyncpg
 import asyncpg.pool
 
-Pool = asyncpg.Pool  # the pool's record type is asyncpg.Record
+from shared.db import jsoncodec
+from shared.db.lightpool import LightPool
+
+Pool = LightPool  # records are asyncpg.Record; see shared/db/lightpool.py for why
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
     """Register the JSON codecs on a new connection."""
     for name in ("json", "jsonb"):
         await conn.set_type_codec(
-            name, encoder=_dumps, decoder=json.loads, schema="pg_catalog", format="text"
+            name,
+            encoder=jsoncodec.dumps,
+            decoder=jsoncodec.loads,
+            schema="pg_catalog",
+            format="text",
         )
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
-
-
 @asynccontextmanager
-async def open_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> AsyncIterator[Pool]:
-    """Open a pool for the lifetime of the ``async with`` block."""
-    pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=init_connection
+async def open_pool(
+    dsn: str, *, min_size: int = 1, max_size: int = 10, async_commit: bool = False
+) -> AsyncIterator[Pool]:
+    """Open a pool for the lifetime of the ``async with`` block.
+
+    ``async_commit``: its transactions commit without waiting for the WAL flush
+    (``synchronous_commit=off``), for writes whose loss in a Postgres crash is
+    harmless, such as the outbox's "published" marks (a lost mark means one more,
+    deduplicated, publish).
+    """
+    pool = LightPool(
+        dsn,
+        max_size=max_size,
+        init=init_connection,
+        server_settings={"synchronous_commit": "off"} if async_commit else None,
     )
+    try:
+        await pool.open(min_size)
+    except BaseException:
+        await pool.close()
+        raise
     try:
         yield pool
     finally:

@@ -217,3 +217,30 @@ async def test_changing_pausing_and_deleting_take_effect_at_once(
         finally:
             stop.set()
             await asyncio.wait_for(loop, 10)
+
+
+async def test_drain_pipelines_batches_and_fires_each_schedule_once(
+    settings: Settings, pool: Pool, js: JetStreamContext, topology: Topology, org: Org
+) -> None:
+    """drain(): batch N+1 written while batch N publishes; every fire once, all acked."""
+    workflow_id = await create_workflow(pool, org.id)
+    due = await pool.fetchval("SELECT date_trunc('second', now())")
+    await pool.execute(
+        """INSERT INTO workflow_schedules (id, org_id, workflow_id, cron, next_run_at)
+           SELECT gen_random_uuid(), $1, $2, '0 0 1 1 *', $3 FROM generate_series(1, 50)""",
+        org.id,
+        workflow_id,
+        due,
+    )
+    ticker = Ticker(settings.model_copy(update={"scheduler_batch_size": 8}), pool, js)
+
+    result = await ticker.drain()
+
+    assert (result.claimed, result.created, result.published) == (50, 50, 50)
+    assert (await ticker.drain()).claimed == 0
+    runs = await pool.fetch(
+        "SELECT id, published_at FROM workflow_runs WHERE workflow_id = $1", workflow_id
+    )
+    assert len(runs) == 50 and all(r["published_at"] is not None for r in runs)
+    messages = await stream_messages(js, topology)
+    assert sorted(str(m["run_id"]) for m in messages) == sorted(str(r["id"]) for r in runs)
