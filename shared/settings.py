@@ -43,6 +43,11 @@ class Settings(BaseSettings):
 
     api_host: str = Field("127.0.0.1", description="Address the API listens on.")
     api_port: int = Field(8080, ge=0, le=65535, description="Port the API listens on.")
+    api_reuse_port: bool = Field(
+        False,
+        description="Listen with SO_REUSEPORT, so several API processes on one host share"
+        " the port (the kernel spreads connections across them).",
+    )
     api_max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body.")
 
     log_format: Literal["json", "console"] = Field("json", description="Log renderer.")
@@ -86,6 +91,10 @@ class Settings(BaseSettings):
     api_stats_cache_s: float = Field(
         5, ge=0, description="Seconds GET /api/stats answers from its cache; 0 = no cache."
     )
+    api_coalesce_reads: bool = Field(
+        True,
+        description="Identical GETs in flight at once share one read (services/api/coalesce.py).",
+    )
     api_queue_retry_rate: float = Field(
         50, gt=0, description="Dead letters re-published per second by a queue retry."
     )
@@ -105,6 +114,14 @@ class Settings(BaseSettings):
         1.0,
         gt=0,
         description="Seconds a run held back by max_concurrency waits before it is offered again.",
+    )
+    executor_metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Port of the executor's /metrics and /healthz (on FLOWCRON_API_HOST); "
+        "0 = off. Replicas on one host need one port each; a port already taken is logged "
+        "and the executor runs without the endpoint.",
     )
     executor_step_commit: Literal["sync", "async"] = Field(
         "async",

@@ -1,9 +1,12 @@
 """Bearer API keys: ``Authorization: Bearer fc_…`` → the key's organization.
 
 Keys are looked up by their SHA-256 (``shared.apikeys.hash_key``) among keys not
-revoked, on every request, so a revoked key stops working at once. ``/healthz``,
+revoked and kept in the process's :mod:`services.api.keycache`, which drops them the
+moment any key is revoked or changed, so a revoked key stops working at once. ``/healthz``,
 ``/readyz``, ``/metrics`` and the API's description (``/api/openapi.json``,
-``/api/docs``) are open, for load balancers, probes, scrapers and readers.
+``/api/docs``) are open, for load balancers, probes, scrapers and readers; so are the
+dashboard's page (``/``) and static files (``/dashboard/…``), which hold no data: the
+page asks for a key and sends it on its own calls to ``/api/*``.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from typing import Any
 
 from aiohttp import web
 
+from services.api.keycache import KEY_CACHE
 from services.api.keys import POOL, PRINCIPAL, Principal
 from services.api.problems import Problem
+from services.api.routes.dashboard import is_dashboard_path
 from shared.apikeys import hash_key
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/api/openapi.json", "/api/docs"})
@@ -47,19 +52,31 @@ def _bearer_token(request: web.Request) -> str:
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     """Resolve the caller's key to a :class:`Principal`, or answer 401."""
-    if request.path in OPEN_PATHS:
+    if request.path in OPEN_PATHS or is_dashboard_path(request.path):
         response: web.StreamResponse = await handler(request)
         return response
-    token = _bearer_token(request)
-    pool = request.app[POOL]
-    row = await pool.fetchrow(_LOOKUP, hash_key(token))
+    request[PRINCIPAL] = await _principal(request, hash_key(_bearer_token(request)))
+    response = await handler(request)
+    return response
+
+
+async def _principal(request: web.Request, key_hash: bytes) -> Principal:
+    """The key's principal, from the process's cache or from Postgres."""
+    pool, cache = request.app[POOL], request.app[KEY_CACHE]
+    principal = cache.get(key_hash)
+    if principal is not None:
+        if cache.touch_due(key_hash):
+            await pool.execute(_TOUCH, principal.key_id)
+        return principal
+    generation = cache.generation
+    row = await pool.fetchrow(_LOOKUP, key_hash)
     if row is None:
         raise _unauthorized("unknown or revoked API key")
     if row["stale"]:
         await pool.execute(_TOUCH, row["id"])
-    request[PRINCIPAL] = Principal(row["id"], row["org_id"], row["role"])
-    response = await handler(request)
-    return response
+    principal = Principal(row["id"], row["org_id"], row["role"])
+    cache.put(key_hash, principal, generation)
+    return principal
 
 
 def require_admin(request: web.Request) -> None:

@@ -1,11 +1,17 @@
-"""Prometheus metrics of the API: requests by route and status, latency histogram.
+"""Prometheus metrics of the API: requests by route and status, latency histogram,
+and the system's own gauges.
 
 Each application has its own registry (tests build many apps in one process), holding
 ``flowcron_api_requests_total{method, route, status}`` and
-``flowcron_api_request_duration_seconds{method, route}``, plus the process's default
-collectors (the services' own metrics, such as the executor's, live in the default
-registry of their processes). ``route`` is the route's template (``/api/runs/{id}``),
-never the raw path, so ids do not multiply the series; unknown paths are ``(none)``.
+``flowcron_api_request_duration_seconds{method, route}``, the process collectors, and
+:class:`~services.api.system_metrics.SystemMetrics`: runs, schedules and JetStream as
+Postgres and NATS have them, refreshed at scrape time behind a short cache. (The
+executor's and the scheduler's own counters live in their processes, on their own
+metrics ports.) ``route`` is the route's template (``/api/runs/{id}``), never the raw
+path, so ids do not multiply the series; unknown paths are ``(none)``.
+
+``/metrics`` is open, like ``/healthz``: keep it off the public network (the gauges
+count every organization's runs).
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ from prometheus_client import (
     generate_latest,
 )
 
+from services.api.keys import JETSTREAM, POOL, TOPOLOGY
+from services.api.system_metrics import SystemMetrics
+
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -33,12 +42,15 @@ class ApiMetrics:
     registry: CollectorRegistry
     requests: Counter
     latency: Histogram
+    system: SystemMetrics
 
     @classmethod
     def create(cls) -> ApiMetrics:
         registry = CollectorRegistry()
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
+        system = SystemMetrics()
+        registry.register(system)
         return cls(
             registry,
             Counter(
@@ -54,6 +66,7 @@ class ApiMetrics:
                 buckets=_BUCKETS,
                 registry=registry,
             ),
+            system,
         )
 
 
@@ -84,5 +97,7 @@ routes = web.RouteTableDef()
 
 @routes.get("/metrics")
 async def metrics_endpoint(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS].registry)
+    metrics, app = request.app[METRICS], request.app
+    await metrics.system.refresh(app[POOL], app[JETSTREAM], app[TOPOLOGY])
+    body = generate_latest(metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

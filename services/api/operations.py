@@ -96,6 +96,15 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/api/docs"): Op(
         "This document as a page", "meta", {200: None}, auth=False, content="html"
     ),
+    # --- the dashboard: a page and its static files, not JSON (services/api/routes/dashboard.py)
+    ("GET", "/"): Op("The dashboard", "dashboard", {200: None}, auth=False, content="html"),
+    ("GET", "/dashboard/{path}"): Op(
+        "A static file of the dashboard (JavaScript, CSS, SVG, the zone list)",
+        "dashboard",
+        {200: None},  # of the file's own type
+        path_params={"path": {"type": "string", "minLength": 1}},
+        auth=False,
+    ),
     # --- workflows
     ("POST", "/api/workflows"): Op("Create a workflow", W, {201: WorkflowOut}, body=WorkflowIn),
     ("GET", "/api/workflows"): Op(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import (
@@ -71,7 +71,7 @@ class _Fields(_Request):
     def _aware(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
             raise ValueError("needs a time zone offset, e.g. 2026-01-01T00:00:00Z")
-        return value
+        return value.astimezone(UTC) if value is not None else None
 
 
 class ScheduleCreate(_Fields):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -13,6 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from nats.js import JetStreamContext
 from structlog.testing import capture_logs
 
+from flowcron.embedded import free_port
 from services.api.app import create_app, serve
 from services.api.keys import NATS
 from shared.apikeys import create_key, ensure_organization
@@ -44,8 +44,46 @@ async def test_missing_bad_and_revoked_keys_are_401(api: Client, org: Org, pool:
     await assert_problem(resp, 401)
 
     assert (await api.get("/api/workflows", headers=org.headers)).status == 200
+    # Revoked by plain SQL while the API has the key cached: the trigger's NOTIFY drops
+    # it within milliseconds (bounded here at half a second).
     await pool.execute("UPDATE api_keys SET revoked_at = now() WHERE org_id = $1", org.id)
+    await wait_for(
+        lambda: _status(api, "/api/workflows", org),
+        timeout=0.5,
+        interval=0.01,
+        message="the revoked key to be refused",
+    )
     await assert_problem(await api.get("/api/workflows", headers=org.headers), 401)
+
+
+async def _status(api: Client, path: str, org: Org) -> bool:
+    return (await api.get(path, headers=org.headers)).status == 401
+
+
+async def test_a_key_revoked_through_one_replica_fails_on_another(
+    api: Client, settings: Settings, org: Org, pool: Pool
+) -> None:
+    """Two API processes' worth of caches: revoking through one drops the key from both."""
+    async with pool.acquire() as conn:
+        victim = Org(org.id, (await create_key(conn, org.id, name="victim")).key)
+    async with api_client(settings) as other:
+        for replica in (api, other):  # both cache the key
+            for _ in range(3):
+                assert (await replica.get("/api/schedules", headers=victim.headers)).status == 200
+        victim_id = await pool.fetchval(
+            "SELECT id FROM api_keys WHERE org_id = $1 AND name = 'victim'", org.id
+        )
+        resp = await api.delete(f"/api/keys/{victim_id}", headers=org.headers)
+        assert resp.status == 204
+        await assert_problem(await api.get("/api/schedules", headers=victim.headers), 401)
+        await wait_for(
+            lambda: _status(other, "/api/schedules", victim),
+            timeout=0.5,
+            interval=0.01,
+            message="the other replica to refuse the revoked key",
+        )
+        # The organization's other key was dropped from the caches too, and still works.
+        assert (await other.get("/api/schedules", headers=org.headers)).status == 200
 
 
 async def test_key_use_is_recorded(api: Client, org: Org, pool: Pool) -> None:
@@ -126,15 +164,8 @@ async def test_bodies_postgres_cannot_store_are_located_422s(api: Client, org: O
     await assert_problem(resp, 422)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 async def test_serve_listens_until_stopped(settings: Settings, js: JetStreamContext) -> None:
-    port = _free_port()
+    port = free_port()
     stop = asyncio.Event()
     task = asyncio.create_task(serve(settings.model_copy(update={"api_port": port}), stop))
     async with aiohttp.ClientSession() as session:
@@ -149,3 +180,30 @@ async def test_serve_listens_until_stopped(settings: Settings, js: JetStreamCont
         await wait_for(healthy, message="the API to listen")
     stop.set()
     await asyncio.wait_for(task, timeout=10)
+
+
+async def test_two_api_processes_share_a_port_with_reuse_port(
+    settings: Settings, js: JetStreamContext
+) -> None:
+    """FLOWCRON_API_REUSE_PORT: a second API on the same port starts instead of failing
+    with 'address in use', and the port answers while either runs."""
+    port = free_port()
+    shared = settings.model_copy(update={"api_port": port, "api_reuse_port": True})
+    stops = [asyncio.Event(), asyncio.Event()]
+    tasks = [asyncio.create_task(serve(shared, stop)) for stop in stops]
+    async with aiohttp.ClientSession() as session:
+
+        async def healthy() -> bool:
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                    return resp.status == 200
+            except aiohttp.ClientConnectionError:
+                return False
+
+        await wait_for(healthy, message="the APIs to listen")
+        assert not any(task.done() for task in tasks)  # neither failed to bind
+        stops[0].set()
+        await asyncio.wait_for(tasks[0], timeout=10)
+        await wait_for(healthy, message="the other API to answer alone")
+    stops[1].set()
+    await asyncio.wait_for(tasks[1], timeout=10)

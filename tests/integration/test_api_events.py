@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from typing import Any
 
+import aiohttp
 from aiohttp import ClientResponse, ClientTimeout
 from nats.js import JetStreamContext
+from structlog.testing import capture_logs
 
+from flowcron.embedded import free_port
+from services.api.app import serve
 from shared.db.pool import Pool
 from shared.messaging.topology import Topology
+from shared.settings import Settings
 from tests.conftest import Org
 from tests.integration.test_api_support import Client, assert_problem, create_workflow
+from tests.waiting import wait_for
 
 TIMEOUT = ClientTimeout(total=10)  # a stream that never sends fails the test, not hangs
 
@@ -81,3 +89,39 @@ async def test_the_organizations_events(
     kind, body = await _next_event(resp)
     assert (kind, body["run_id"]) == ("run.started", "r-mine")
     resp.close()
+
+
+async def test_streams_end_when_clients_leave_and_when_the_api_stops(
+    settings: Settings, js: JetStreamContext, org: Org, topology: Topology
+) -> None:
+    """The served API (``serve``): a stream whose client went away ends at once, without
+    an error, and a stream still open does not hold the shutdown."""
+    port = free_port()
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(settings.model_copy(update={"api_port": port}), stop))
+    base = f"http://127.0.0.1:{port}"
+    with capture_logs() as logs:
+        async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+
+            async def healthy() -> bool:
+                try:
+                    async with session.get(f"{base}/healthz") as resp:
+                        return resp.status == 200
+                except aiohttp.ClientConnectionError:
+                    return False
+
+            await wait_for(healthy, message="the API to listen")
+            leaving = await session.get(f"{base}/api/events", headers=org.headers)
+            assert leaving.status == 200
+            leaving.close()  # the client goes away before any event
+            staying = await session.get(f"{base}/api/events", headers=org.headers)
+            assert staying.status == 200
+            await _publish(js, topology, "r-1", "run.started", org.id)
+            assert (await _next_event(staying))[1]["run_id"] == "r-1"
+
+            started = time.monotonic()
+            stop.set()
+            await asyncio.wait_for(task, timeout=10)
+            assert time.monotonic() - started < 5  # not aiohttp's 60 s grace period
+            assert await staying.content.read() == b""  # the open stream was ended
+    assert not [e for e in logs if e["log_level"] == "error"], logs

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest_asyncio
 from nats.js import JetStreamContext
 
+from services.api.routes.stats import CACHE
 from shared.db.pool import Pool
 from shared.settings import Settings
 from tests.conftest import Org
 from tests.factories import create_schedule, create_workflow
 from tests.integration.test_api_support import Client, api_client, assert_problem
+from tests.waiting import wait_for
 
 _SEED = """
 INSERT INTO workflow_runs
@@ -92,3 +95,27 @@ async def test_stats_are_cached_briefly(api: Client, org: Org, pool: Pool) -> No
     await pool.execute(_SEED, org.id, wid, None, "succeeded", 0, 3)
     second = await (await api.get("/api/stats", headers=org.headers)).json()
     assert second == first  # within api_stats_cache_s (5 s by default)
+
+
+async def test_expired_stats_are_refreshed_behind_the_old_answer(
+    settings: Settings, js: JetStreamContext, org: Org, pool: Pool
+) -> None:
+    """Past the ttl one request starts a new reading and is answered from the old one;
+    the new reading answers as soon as it is in."""
+    ttl = 60.0
+    async with api_client(settings.model_copy(update={"api_stats_cache_s": ttl})) as api:
+        first = await (await api.get("/api/stats", headers=org.headers)).json()
+        wid = await create_workflow(pool, org.id)
+        await pool.execute(_SEED, org.id, wid, None, "succeeded", 0, 3)
+        app = api.app
+        assert app is not None
+        for entry in app[CACHE].values():  # the ttl has passed
+            entry.expires = time.monotonic() - 1
+        stale = await (await api.get("/api/stats", headers=org.headers)).json()
+        assert stale == first
+
+        async def refreshed() -> bool:
+            body = await (await api.get("/api/stats", headers=org.headers)).json()
+            return bool(body["total"] == first["total"] + 3)
+
+        await wait_for(refreshed, timeout=2, interval=0.02, message="the new reading")

@@ -39,7 +39,7 @@ async def validate_cron(request: web.Request) -> web.Response:
     elif body.start.tzinfo is None:
         start = body.start.replace(tzinfo=UTC)
     else:
-        start = body.start
+        start = body.start.astimezone(UTC)
     fires = cron.next_n(start, body.count)
     out = ValidateCronOut(
         valid=True, description=describe(body.expression), next_runs=fires, error=None

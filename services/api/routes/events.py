@@ -20,6 +20,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from aiohttp import web
 from aiohttp_sse import sse_response
 from nats.aio.msg import Msg
@@ -32,6 +33,7 @@ from services.api.problems import not_found
 from services.api.queries import runs as sql
 
 routes = web.RouteTableDef()
+log = structlog.get_logger(__name__)
 
 FINISHED = "run.finished"
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
@@ -62,19 +64,57 @@ def _event(msg: Msg, namespace: str, org: uuid.UUID) -> Event | None:
     return Event(kind, body, seq)
 
 
+# Each open stream's "stop" event, set when the API shuts down so that no stream holds
+# the shutdown for aiohttp's whole grace period.
+STREAMS = web.AppKey("event_streams", set[asyncio.Event])
+
+
+async def close_streams(app: web.Application) -> None:
+    """``on_shutdown``: end every open event stream."""
+    for stop in app.get(STREAMS, set()):
+        stop.set()
+
+
+async def _next(queue: asyncio.Queue[Event], ends: tuple[asyncio.Future[Any], ...]) -> Event | None:
+    """The next event, or None once one of ``ends`` is done (client gone, shutdown)."""
+    getter = asyncio.ensure_future(queue.get())
+    done, _ = await asyncio.wait({getter, *ends}, return_when=asyncio.FIRST_COMPLETED)
+    if getter in done:
+        return getter.result()
+    getter.cancel()
+    return None
+
+
 async def _pump(
     request: web.Request, queue: asyncio.Queue[Event], *, until_finished: bool
 ) -> web.StreamResponse:
-    async with sse_response(request, ping_interval=PING_S) as stream:
-        while stream.is_connected():
-            event = await queue.get()
-            await stream.send(
-                dumps(event.body),
-                event=event.kind,
-                id=str(event.seq) if event.seq is not None else None,
-            )
-            if until_finished and event.kind == FINISHED:
-                break
+    """Send events until the run finishes (``until_finished``), the client goes away (a
+    failed write or ping, or the handler cancelled by aiohttp) or the API shuts down."""
+    stop = asyncio.Event()
+    streams = request.app[STREAMS]
+    streams.add(stop)
+    try:
+        async with sse_response(request, ping_interval=PING_S) as stream:
+            ends = (asyncio.ensure_future(stream.wait()), asyncio.ensure_future(stop.wait()))
+            try:
+                while stream.is_connected():
+                    event = await _next(queue, ends)
+                    if event is None:
+                        break
+                    await stream.send(
+                        dumps(event.body),
+                        event=event.kind,
+                        id=str(event.seq) if event.seq is not None else None,
+                    )
+                    if until_finished and event.kind == FINISHED:
+                        break
+            except ConnectionError:
+                log.debug("event stream client went away")
+            finally:
+                for end in ends:
+                    end.cancel()
+    finally:
+        streams.discard(stop)
     response: web.StreamResponse = stream
     return response
 

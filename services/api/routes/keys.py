@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from services.api.auth import require_admin
 from services.api.inputs import path_id, read_body
 from services.api.jsonio import json_response
+from services.api.keycache import KEY_CACHE
 from services.api.keys import POOL, org_id
 from services.api.problems import not_found
 from services.api.schemas import Request
@@ -84,4 +85,7 @@ async def revoke(request: web.Request) -> web.Response:
     key_id = path_id(request)
     if await request.app[POOL].fetchval(_REVOKE, key_id, org_id(request)) is None:
         raise not_found("API key")
+    # Other processes drop their caches on the trigger's NOTIFY; this one at once, so
+    # the caller's next request cannot be served from it.
+    request.app[KEY_CACHE].clear()
     return web.Response(status=204)

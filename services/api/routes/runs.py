@@ -13,7 +13,7 @@ import structlog
 from aiohttp import web
 
 from services.api.inputs import path_id, read_body, read_query
-from services.api.jsonio import json_response
+from services.api.jsonio import json_response, project
 from services.api.keys import JETSTREAM, NATS, POOL, TOPOLOGY, org_id
 from services.api.pagination import (
     decode_id_cursor,
@@ -27,16 +27,15 @@ from services.api.queries import runs as sql
 from services.api.schemas import (
     LogListQuery,
     LogOut,
-    Page,
     RetryIn,
-    RunDetailOut,
     RunIn,
     RunListQuery,
     RunOut,
     StepOut,
 )
+from services.api.triggers import TRIGGERS
 from shared.control import request_cancel
-from shared.outbox import dispatch, message_from_row
+from shared.outbox import message_from_row, publish_runs
 
 routes = web.RouteTableDef()
 log = structlog.get_logger(__name__)
@@ -62,6 +61,11 @@ async def start_run(request: web.Request) -> web.Response:
     key = _idempotency_key(request)
     body = await read_body(request, RunIn, optional=True)
     pool, org = request.app[POOL], org_id(request)
+    if key is None:  # written and published together with concurrent triggers
+        run = await request.app[TRIGGERS].trigger(org, workflow_id, body.input)
+        if run is None:
+            raise not_found("workflow")
+        return _created(run)
     row, created = await sql.create_manual(
         pool, org, workflow_id, run_input=body.input, idempotency_key=key
     )
@@ -70,21 +74,22 @@ async def start_run(request: web.Request) -> web.Response:
     if not created:
         if row["input"] != body.input:
             raise invalid(IDEMPOTENCY_HEADER, "already used for this workflow with another input")
-        return json_response(RunOut.model_validate(dict(row)), status=200)
+        return json_response(project(RunOut, row), status=200)
     return _created(await _publish_and_read(request, row))
 
 
-async def _publish_and_read(request: web.Request, row: asyncpg.Record) -> RunOut:
-    """Publish a committed run (outbox) and read it back with its ``published_at``."""
-    pool = request.app[POOL]
-    await dispatch(pool, request.app[JETSTREAM], request.app[TOPOLOGY], [message_from_row(row)])
-    published = await sql.get(pool, org_id(request), row["id"])
-    return RunOut.model_validate(dict(published or row))
+async def _publish_and_read(request: web.Request, row: asyncpg.Record) -> asyncpg.Record:
+    """Publish a committed run (outbox) and mark it published, returning it as read.
+    If the publish fails the row stays unpublished and the outbox sweep sends it."""
+    app = request.app
+    if await publish_runs(app[JETSTREAM], app[TOPOLOGY], [message_from_row(row)]):
+        return await sql.mark_published(app[POOL], org_id(request), row["id"]) or row
+    return row
 
 
-def _created(run: RunOut) -> web.Response:
-    response = json_response(run, status=201)
-    response.headers["Location"] = f"/api/runs/{run.id}"
+def _created(run: asyncpg.Record) -> web.Response:
+    response = json_response(project(RunOut, run), status=201)
+    response.headers["Location"] = f"/api/runs/{run['id']}"
     return response
 
 
@@ -109,7 +114,7 @@ async def cancel_run(request: web.Request) -> web.Response:
         raise not_found("run")
     if not cancelled:
         raise Problem(409, "run-finished", f"the run has already ended ({row['status']})")
-    return json_response(RunOut.model_validate(dict(row)))
+    return json_response(project(RunOut, row))
 
 
 @routes.post("/api/runs/{id}/retry")
@@ -145,8 +150,7 @@ async def list_runs(request: web.Request) -> web.Response:
     )
     page, more = split_page(rows, query.limit)
     cursor = encode_time_cursor(page[-1]["created_at"], page[-1]["id"]) if more else None
-    items = [RunOut.model_validate(dict(r)) for r in page]
-    return json_response(Page[RunOut](items=items, next_cursor=cursor))
+    return json_response({"items": [project(RunOut, r) for r in page], "next_cursor": cursor})
 
 
 @routes.get("/api/runs/{id}")
@@ -156,8 +160,8 @@ async def get_run(request: web.Request) -> web.Response:
     row = await sql.get(pool, org, run_id)
     if row is None:
         raise not_found("run")
-    steps = [StepOut.model_validate(dict(s)) for s in await sql.steps(pool, org, run_id)]
-    return json_response(RunDetailOut.model_validate({**dict(row), "steps": steps}))
+    steps = [project(StepOut, s) for s in await sql.steps(pool, org, run_id)]
+    return json_response({**project(RunOut, row), "steps": steps})
 
 
 @routes.get("/api/runs/{id}/logs")
@@ -174,5 +178,4 @@ async def run_logs(request: web.Request) -> web.Response:
     )
     page, more = split_page(rows, query.limit)
     cursor = encode_id_cursor(page[-1]["id"]) if more else None
-    items = [LogOut.model_validate(dict(r)) for r in page]
-    return json_response(Page[LogOut](items=items, next_cursor=cursor))
+    return json_response({"items": [project(LogOut, r) for r in page], "next_cursor": cursor})

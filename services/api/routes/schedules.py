@@ -20,7 +20,7 @@ import asyncpg
 from aiohttp import web
 
 from services.api.inputs import path_id, read_body, read_query
-from services.api.jsonio import json_response
+from services.api.jsonio import json_response, project
 from services.api.keys import JETSTREAM, POOL, TOPOLOGY, org_id
 from services.api.pagination import decode_time_cursor, encode_time_cursor, split_page
 from services.api.problems import invalid, not_found
@@ -68,20 +68,16 @@ def _describe(expression: str) -> str:
     return describe(expression)
 
 
-def schedule_out(row: asyncpg.Record | dict[str, Any]) -> ScheduleOut:
-    """A schedule with its description, pause state and success rate (None until a
-    run has ended)."""
+def schedule_out(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
+    """A schedule (``ScheduleOut``'s fields) with its description, pause state and
+    success rate (None until a run has ended)."""
     data = dict(row)
     finished = data["successful_runs"] + data["failed_runs"]
     paused_until = data["paused_until"]
-    return ScheduleOut.model_validate(
-        {
-            **data,
-            "description": _describe(data["cron"]),
-            "success_rate": round(data["successful_runs"] / finished, 4) if finished else None,
-            "paused": paused_until is not None and paused_until > datetime.now(UTC),
-        }
-    )
+    data["description"] = _describe(data["cron"])
+    data["success_rate"] = round(data["successful_runs"] / finished, 4) if finished else None
+    data["paused"] = paused_until is not None and paused_until > datetime.now(UTC)
+    return project(ScheduleOut, data)
 
 
 def first_fire(cron: CronSchedule, after: datetime, values: dict[str, Any]) -> datetime | None:
@@ -243,9 +239,7 @@ async def _list(
     )
     page, more = split_page(rows, query.limit)
     cursor = encode_time_cursor(page[-1]["created_at"], page[-1]["id"]) if more else None
-    return json_response(
-        Page[ScheduleOut](items=[schedule_out(r) for r in page], next_cursor=cursor)
-    )
+    return json_response({"items": [schedule_out(r) for r in page], "next_cursor": cursor})
 
 
 @routes.post("/api/workflows/{id}/schedules")
@@ -317,7 +311,8 @@ async def pause(request: web.Request) -> web.Response:
     body = await read_body(request, PauseIn, optional=True)
     if body.until is not None and body.until.tzinfo is None:
         raise invalid("until", "needs a time zone offset")
-    changes = {"paused_until": body.until or FOREVER, "pause_note": body.note}
+    until = body.until.astimezone(UTC) if body.until is not None else FOREVER
+    changes = {"paused_until": until, "pause_note": body.note}
     return await _set(request, changes)
 
 

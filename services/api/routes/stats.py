@@ -13,14 +13,15 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, Field
 
 from services.api.inputs import read_query
-from services.api.jsonio import json_response
+from services.api.jsonio import dumps_bytes
 from services.api.keys import POOL, SETTINGS, org_id
 from services.api.queries import stats as sql
 from services.api.schemas import Request, RunStatus
@@ -81,20 +82,21 @@ def _shape(query: StatsQuery, raw: dict[str, Any]) -> StatsOut:
         success_rate=round(by_status["succeeded"] / ended, 4) if ended else None,
         duration_ms=Durations(p50=p50, p95=p95),
         per_hour=[HourOut.model_validate(h) for h in raw["per_hour"]],
-        computed_at=datetime.now().astimezone(),
+        computed_at=datetime.now(UTC),
     )
 
 
 @dataclass
 class _Entry:
     expires: float
-    answer: asyncio.Future[StatsOut]
+    answer: asyncio.Future[bytes]  # the encoded answer: a hit costs no encoding
+    refresh: asyncio.Future[bytes] | None = None
 
 
 CACHE = web.AppKey("stats_cache", dict[tuple[Any, ...], _Entry])
 
 
-async def _compute(request: web.Request, query: StatsQuery) -> StatsOut:
+async def _compute(request: web.Request, query: StatsQuery) -> bytes:
     raw = await sql.stats(
         request.app[POOL],
         org_id(request),
@@ -102,7 +104,7 @@ async def _compute(request: web.Request, query: StatsQuery) -> StatsOut:
         workflow_id=query.workflow_id,
         schedule_id=query.schedule_id,
     )
-    return _shape(query, raw)
+    return dumps_bytes(_shape(query, raw))
 
 
 @routes.get("/api/stats")
@@ -110,19 +112,36 @@ async def get_stats(request: web.Request) -> web.Response:
     query = read_query(request, StatsQuery)
     ttl = request.app[SETTINGS].api_stats_cache_s
     if ttl <= 0:
-        return json_response(await _compute(request, query))
+        return _json(await _compute(request, query))
     cache = request.app[CACHE]
     key = (org_id(request), query.hours, query.workflow_id, query.schedule_id)
     now = time.monotonic()
     entry = cache.get(key)
-    if entry is None or entry.expires < now or entry.answer.cancelled():
+    if entry is None or entry.answer.cancelled() or now > entry.expires + ttl:
         if len(cache) > 10_000:
             cache.clear()  # bounded: a cache, not a leak
         entry = _Entry(now + ttl, asyncio.ensure_future(_compute(request, query)))
         cache[key] = entry
+    elif now > entry.expires and entry.refresh is None and entry.answer.done():
+        # Stale while revalidating: one request starts the new reading, and requests
+        # meanwhile are answered from the old one (so an answer is at most two ttl plus
+        # one query old); past that they wait for a new reading.
+        entry.refresh = asyncio.ensure_future(_compute(request, query))
+        entry.refresh.add_done_callback(partial(_refreshed, entry, ttl))
     try:
         answer = await asyncio.shield(entry.answer)
     except BaseException:
-        cache.pop(key, None)  # a failed query is not cached
+        if cache.get(key) is entry:
+            del cache[key]  # a failed query is not cached
         raise
-    return json_response(answer)
+    return _json(answer)
+
+
+def _refreshed(entry: _Entry, ttl: float, future: asyncio.Future[bytes]) -> None:
+    entry.refresh = None
+    if not future.cancelled() and future.exception() is None:  # else: tried again later
+        entry.answer, entry.expires = future, time.monotonic() + ttl
+
+
+def _json(body: bytes) -> web.Response:
+    return web.Response(body=body, content_type="application/json")
