@@ -24,9 +24,11 @@ import argparse
 import asyncio
 import json
 import os
-import socket
+import re
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -38,6 +40,7 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from flowcron.embedded import free_port
 from services.api.queries import stats as stats_sql
 from shared.apikeys import create_key
 from shared.db.migrator import migrate
@@ -102,6 +105,7 @@ async def seed(conn: asyncpg.Connection, schedules: int, runs: int) -> tuple[str
     spacing_s = 30 * 86_400 / runs  # a month of runs, newest now
     await conn.execute(_SEED_RUNS, org, runs, spacing_s, schedules)
     await conn.execute("VACUUM ANALYZE")
+    await conn.execute("CHECKPOINT")  # the seed's writes are flushed now, not while measuring
     key = await create_key(conn, org, name="bench", role="admin")
     workflow = await conn.fetchval("SELECT id FROM workflows ORDER BY id LIMIT 1")
     return key.key, str(workflow)
@@ -128,13 +132,6 @@ async def time_stats_query(conn: asyncpg.Connection, repeat: int = 20) -> dict[s
         "max_ms": round(times[-1] * 1000, 2),
         "index_only_scan": "Index Only Scan using workflow_runs_org_created_stats" in plan,
     }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def _ready(base: str, process: asyncio.subprocess.Process) -> None:
@@ -187,6 +184,55 @@ async def measure(request: Request, clients: int, total: int) -> dict[str, Any]:
     }
 
 
+_WRK_POST = """
+wrk.method = "POST"
+wrk.body = '{"input": {"n": 1}}'
+wrk.headers["Content-Type"] = "application/json"
+"""
+_WRK_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _wrk_ms(text: str) -> float:
+    match = re.fullmatch(r"([0-9.]+)(us|ms|s)", text)
+    if match is None:
+        raise ValueError(f"wrk printed an unknown latency {text!r}")
+    return round(float(match[1]) * _WRK_UNITS[match[2]], 2)
+
+
+async def measure_wrk(
+    url: str, headers: dict[str, str], *, post: bool, clients: int, seconds: int
+) -> dict[str, Any]:
+    """The same measurement by wrk (C, one thread), so the load generator takes little
+    of the two cores the API and Postgres need. Warm-up first, then ``seconds``."""
+    args = ["wrk", "-t", "1", "-c", str(clients), "--latency"]
+    for name, value in headers.items():
+        args += ["-H", f"{name}: {value}"]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(_WRK_POST if post else "")
+    args += ["-s", script.name]
+    try:
+        for duration in (2, seconds):
+            process = await asyncio.create_subprocess_exec(
+                *args, "-d", f"{duration}s", url, stdout=asyncio.subprocess.PIPE
+            )
+            out, _ = await process.communicate()
+    finally:
+        os.unlink(script.name)
+    text = out.decode()
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", text, re.M))
+    total = int(re.search(r"^\s+(\d+) requests in", text, re.M)[1])  # type: ignore[index]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    return {
+        "requests": total,
+        "non_2xx": int(errors[1]) if errors else 0,
+        "requests_per_second": float(re.search(r"Requests/sec:\s+([0-9.]+)", text)[1]),  # type: ignore[index]
+        "p50_ms": _wrk_ms(percentiles["50"]),
+        "p99_ms": _wrk_ms(percentiles["99"]),
+        "max_ms": _wrk_ms(re.search(r"Latency\s+\S+\s+\S+\s+(\S+)", text)[1]),  # type: ignore[index]
+        "load_generator": "wrk",
+    }
+
+
 def _get(url: str, headers: dict[str, str]) -> Request:
     async def call(session: aiohttp.ClientSession) -> int:
         async with session.get(url, headers=headers) as resp:
@@ -206,26 +252,33 @@ def _post(url: str, headers: dict[str, str]) -> Request:
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
-    database = f"flowcron_bench_{uuid.uuid4().hex[:8]}"
+    reuse = args.database is not None
+    database = args.database or f"flowcron_bench_{uuid.uuid4().hex[:8]}"
     namespace = f"bench{uuid.uuid4().hex[:6]}"
     admin = await asyncpg.connect(SERVER)
-    await admin.execute(f'CREATE DATABASE "{database}"')
+    if not reuse:
+        await admin.execute(f'CREATE DATABASE "{database}"')
     url = SERVER.rsplit("/", 1)[0] + "/" + database
-    process: asyncio.subprocess.Process | None = None
+    processes: list[asyncio.subprocess.Process] = []
     try:
         conn = await asyncpg.connect(url)
         await conn.set_type_codec(
             "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
         )
         try:
-            await migrate(conn)
             started = time.perf_counter()
-            key, workflow = await seed(conn, args.schedules, args.runs)
+            if reuse:
+                org = await conn.fetchval("SELECT id FROM organizations")
+                key = (await create_key(conn, org, name="bench", role="admin")).key
+                workflow = str(await conn.fetchval("SELECT id FROM workflows ORDER BY id LIMIT 1"))
+            else:
+                await migrate(conn)
+                key, workflow = await seed(conn, args.schedules, args.runs)
             seed_s = time.perf_counter() - started
             stats_query = await time_stats_query(conn)
         finally:
             await conn.close()
-        port = _free_port()
+        port = free_port()
         env = {
             **os.environ,
             "FLOWCRON_DATABASE_URL": url,
@@ -234,12 +287,15 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "FLOWCRON_API_PORT": str(port),
             "FLOWCRON_LOG_LEVEL": "warning",
             "FLOWCRON_DATABASE_POOL_MAX": str(args.pool),
+            "FLOWCRON_API_REUSE_PORT": "true" if args.processes > 1 else "false",
         }
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "services.api", cwd=ROOT, env=env
-        )
+        for _ in range(args.processes):  # several share the port (SO_REUSEPORT)
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "services.api", cwd=ROOT, env=env
+            )
+            processes.append(process)
+            await _ready(f"http://127.0.0.1:{port}", process)
         base = f"http://127.0.0.1:{port}"
-        await _ready(base, process)
         headers = {"Authorization": f"Bearer {key}"}
         cases = {
             "GET /api/schedules": _get(f"{base}/api/schedules?limit=50", headers),
@@ -254,22 +310,46 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "runs": args.runs,
             "clients": args.clients,
             "api_pool_max": args.pool,
+            "api_processes": args.processes,
             "seed_seconds": round(seed_s, 1),
             "stats_query_uncached": stats_query,
             "cpus": os.cpu_count(),
             "endpoints": {},
         }
+        use_wrk = args.load == "wrk" or (args.load == "auto" and shutil.which("wrk"))
+        figures["load_generator"] = "wrk" if use_wrk else "python"
+        urls = {
+            "GET /api/schedules": f"{base}/api/schedules?limit=50",
+            "GET /api/runs?status=failed": f"{base}/api/runs?status=failed",
+            "GET /api/stats": f"{base}/api/stats",
+            "POST /api/workflows/{id}/runs": f"{base}/api/workflows/{workflow}/runs",
+        }
         for name, request in cases.items():
-            figures["endpoints"][name] = await measure(request, args.clients, args.requests)
-            print(name, figures["endpoints"][name], flush=True)
+            if args.only and args.only not in name:
+                continue
+            if use_wrk:
+                result = await measure_wrk(
+                    urls[name],
+                    headers,
+                    post=name.startswith("POST"),
+                    clients=args.clients,
+                    seconds=args.seconds,
+                )
+            else:
+                result = await measure(request, args.clients, args.requests)
+            figures["endpoints"][name] = result
+            print(name, result, flush=True)
         return figures
     finally:
-        if process is not None:
+        for process in processes:
             process.terminate()
             await asyncio.wait_for(process.wait(), 30)
         async with open_nats([NATS], name="bench") as nc:
             await delete_topology(nc.jetstream(), Topology(namespace))
-        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        if args.keep or reuse:
+            print(f"kept database {database} (reuse it with --database {database})", flush=True)
+        else:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.close()
 
 
@@ -280,6 +360,19 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--pool", type=int, default=10)
+    parser.add_argument(
+        "--processes", type=int, default=1, help="API processes sharing the port (reuse_port)"
+    )
+    parser.add_argument(
+        "--load",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="load generator: wrk (Debian package) when installed, else this process",
+    )
+    parser.add_argument("--seconds", type=int, default=10, help="wrk: seconds per endpoint")
+    parser.add_argument("--only", help="measure only endpoints whose name contains this")
+    parser.add_argument("--keep", action="store_true", help="keep the seeded database")
+    parser.add_argument("--database", help="reuse a database kept by --keep (no seeding)")
     figures = asyncio.run(main(parser.parse_args()))
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
