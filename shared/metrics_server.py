@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import structlog
 from aiohttp import web
@@ -41,3 +41,21 @@ async def serve_metrics(host: str, port: int) -> AsyncIterator[None]:
         yield
     finally:
         await runner.cleanup()
+
+
+@asynccontextmanager
+async def serve_metrics_if_free(host: str, port: int, setting: str) -> AsyncIterator[None]:
+    """:func:`serve_metrics`, except that a port already taken (several replicas on one
+    host with the same ``setting``) is logged and the service runs without the
+    endpoint: a scrape target must never stop schedules firing or runs executing."""
+    async with AsyncExitStack() as stack:
+        try:
+            await stack.enter_async_context(serve_metrics(host, port))
+        except OSError as exc:
+            log.error(
+                "metrics endpoint not started; running without it (give each replica on"
+                f" one host its own {setting}, or 0)",
+                port=port,
+                error=str(exc),
+            )
+        yield

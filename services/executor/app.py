@@ -21,12 +21,12 @@ from nats.js import JetStreamContext
 
 from services.executor.consumer import Consumer
 from services.executor.handler import RunHandler
-from services.executor.metrics import serve_executor_metrics
 from shared.control import cancel_wildcard
 from shared.db.pool import Pool, open_pool
 from shared.egress import EgressResolver
 from shared.messaging.connection import open_nats
 from shared.messaging.topology import Topology, ensure_topology
+from shared.metrics_server import serve_metrics_if_free
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -107,7 +107,9 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             raise_for_status=False,
             connector=aiohttp.TCPConnector(resolver=EgressResolver(settings.egress)),
         ) as http,
-        serve_executor_metrics(settings.api_host, settings.executor_metrics_port),
+        serve_metrics_if_free(
+            settings.api_host, settings.executor_metrics_port, "FLOWCRON_EXECUTOR_METRICS_PORT"
+        ),
     ):
         js = nc.jetstream()
         await ensure_topology(

@@ -18,13 +18,8 @@ no extra queries.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
-
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
-
-from shared.metrics_server import serve_metrics
 
 log = structlog.get_logger(__name__)
 
@@ -66,24 +61,3 @@ DEAD_LETTERED = Counter(
     "flowcron_executor_dead_lettered",
     "Run messages copied to the dead-letter stream (deliveries exhausted, or unreadable).",
 )
-
-
-@asynccontextmanager
-async def serve_executor_metrics(host: str, port: int) -> AsyncIterator[None]:
-    """Serve ``/metrics`` and ``/healthz`` on ``host:port`` for the block; 0 = off.
-
-    A port already taken (several replicas on one host with the same setting) is
-    logged and the executor runs without the endpoint: a scrape target must never stop
-    runs from executing.
-    """
-    async with AsyncExitStack() as stack:
-        try:
-            await stack.enter_async_context(serve_metrics(host, port))
-        except OSError as exc:
-            log.error(
-                "executor metrics endpoint not started; executing runs without it (give each"
-                " replica on one host its own FLOWCRON_EXECUTOR_METRICS_PORT, or 0)",
-                port=port,
-                error=str(exc),
-            )
-        yield

@@ -12,7 +12,7 @@ from shared.db.pool import open_pool
 from shared.messaging.connection import open_nats
 from shared.messaging.pipeline import ack_pipeline
 from shared.messaging.topology import Topology, ensure_topology
-from shared.metrics_server import serve_metrics
+from shared.metrics_server import serve_metrics_if_free
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -28,7 +28,9 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         open_pool(settings.database_url, min_size=1, max_size=settings.database_pool_max) as pool,
         open_nats(settings.nats_servers, name=f"flowcron-scheduler-{settings.namespace}") as nc,
         listening(settings.database_url) as wakeup,
-        serve_metrics(settings.api_host, settings.scheduler_metrics_port),
+        serve_metrics_if_free(
+            settings.api_host, settings.scheduler_metrics_port, "FLOWCRON_SCHEDULER_METRICS_PORT"
+        ),
         ack_pipeline(nc) as pipeline,
     ):
         js = nc.jetstream()

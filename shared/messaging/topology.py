@@ -114,17 +114,33 @@ class Topology:
 async def ensure_topology(
     js: JetStreamContext, topology: Topology, *, ack_wait_s: float = 30, max_deliver: int = 5
 ) -> None:
-    """Create or update the streams and the ``executors`` consumer; safe to repeat."""
+    """Create or update the streams and the ``executors`` consumer; safe to repeat.
+
+    An existing stream keeps what the operator owns: its replica count (raised on a
+    NATS cluster with ``nats stream edit FLOWCRON_RUNS --replicas 3``) and the limits
+    Flowcron leaves unset (``max_msgs``, ``max_bytes``, ``max_msg_size``), so the next
+    service start does not undo them."""
     for config in topology.stream_configs():
         try:
-            await js.stream_info(config.name or "")
+            info = await js.stream_info(config.name or "")
         except NotFoundError:
             await js.add_stream(config)
             log.info("stream created", stream=config.name)
         else:
-            await js.update_stream(config)
+            await js.update_stream(_keep_operator_settings(config, info.config))
     consumer = topology.executors_consumer(ack_wait_s=ack_wait_s, max_deliver=max_deliver)
     await js.add_consumer(topology.runs_stream, consumer)
+
+
+def _keep_operator_settings(ours: StreamConfig, current: StreamConfig) -> StreamConfig:
+    ours.num_replicas = current.num_replicas or ours.num_replicas
+    for limit in _OPERATOR_LIMITS:
+        if getattr(ours, limit) in (None, -1):
+            setattr(ours, limit, getattr(current, limit))
+    return ours
+
+
+_OPERATOR_LIMITS = ("max_msgs", "max_bytes", "max_msg_size")
 
 
 async def delete_topology(js: JetStreamContext, topology: Topology) -> None:

@@ -58,10 +58,21 @@ def service_environment(
     env["FLOWCRON_EXECUTOR_ACK_WAIT_S"] = str(settings.executor_ack_wait_s)
     if "FLOWCRON_EXECUTOR_CONCURRENCY" in env:
         env["FLOWCRON_EXECUTOR_CONCURRENCY"] = "1"
-    if "FLOWCRON_API_PORT" in env:  # the published port, on loopback
+    if "FLOWCRON_API_HOST" in env:  # loopback here; each container has its own address
         env["FLOWCRON_API_HOST"] = "127.0.0.1"
+    if "FLOWCRON_API_PORT" in env:  # the published port
         env["FLOWCRON_API_PORT"] = str(api_port)
     return env
+
+
+def replica_environment(env: dict[str, str]) -> tuple[dict[str, str], int | None]:
+    """A replica's own metrics port: on one host, replicas cannot share the one that
+    each container has to itself."""
+    for name in ("FLOWCRON_SCHEDULER_METRICS_PORT", "FLOWCRON_EXECUTOR_METRICS_PORT"):
+        if env.get(name, "0") != "0":
+            port = free_port()
+            return {**env, name: str(port)}, port
+    return env, None
 
 
 def argv(service: dict[str, Any]) -> list[str]:
@@ -88,10 +99,14 @@ async def test_compose_services_as_processes_run_the_pipeline(
     assert "migrations applied" in migrate.stdout
 
     with processes(tmp_path) as group:
+        metrics_ports: dict[str, int] = {}
         for name in ("api", "scheduler", "executor"):
             env = service_environment(services[name], settings, port)
             for replica in range(1, composefile.replicas(services[name]) + 1):
-                group.start(f"{name}-{replica}", argv(services[name]), env)
+                replica_env, metrics_port = replica_environment(env)
+                if metrics_port is not None:
+                    metrics_ports[f"{name}-{replica}"] = metrics_port
+                group.start(f"{name}-{replica}", argv(services[name]), replica_env)
         assert [p.name for p in group.started] == [
             "api-1",
             "scheduler-1",
@@ -120,6 +135,20 @@ async def test_compose_services_as_processes_run_the_pipeline(
             async with http.get("/api/runs", params={"workflow_id": str(workflow_id)}) as r:
                 assert r.status == 200
                 assert len((await r.json())["items"]) >= 3
+            # Compose's metrics ports (scheduler:9464, executor:9465) serve every replica.
+            assert sorted(metrics_ports) == [
+                "executor-1",
+                "executor-2",
+                "executor-3",
+                "scheduler-1",
+                "scheduler-2",
+            ]
+            async with aiohttp.ClientSession() as scraper:
+                for replica, metrics_port in metrics_ports.items():
+                    service = replica.split("-")[0]
+                    async with scraper.get(f"http://127.0.0.1:{metrics_port}/metrics") as r:
+                        assert r.status == 200, replica
+                        assert f"flowcron_{service}_" in await r.text(), replica
         codes = await asyncio.to_thread(group.stop_all)
         logs = {p.name: p.tail() for p in group.started if codes[p.name] != 0}
         assert all(code == 0 for code in codes.values()), (codes, logs)

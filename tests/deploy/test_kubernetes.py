@@ -100,3 +100,19 @@ def test_the_readme_names_the_operators() -> None:
     for name in ("nats/nats", "CloudNativePG", "KEDA"):
         assert name in readme
     assert Path(K8S / "secret.example.yaml").exists()
+
+
+def test_scheduler_and_executor_pods_serve_their_metrics_port() -> None:
+    deployments = by_kind("Deployment")
+    for name, setting in (
+        ("flowcron-scheduler", "FLOWCRON_SCHEDULER_METRICS_PORT"),
+        ("flowcron-executor", "FLOWCRON_EXECUTOR_METRICS_PORT"),
+    ):
+        template = deployments[name]["spec"]["template"]
+        main = container(deployments[name])
+        env = {e["name"]: e["value"] for e in main["env"]}
+        (port,) = main["ports"]
+        assert port["name"] == "metrics"
+        assert port["containerPort"] == int(env[setting]) > 0
+        assert template["metadata"]["annotations"]["prometheus.io/port"] == env[setting]
+        assert env["FLOWCRON_API_HOST"] == "0.0.0.0"  # the pod's own address

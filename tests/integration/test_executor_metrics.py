@@ -13,9 +13,9 @@ from structlog.testing import capture_logs
 
 from flowcron.embedded import free_port
 from services.executor.app import serve
-from services.executor.metrics import serve_executor_metrics
 from shared.db.pool import Pool
 from shared.messaging.topology import Topology, ensure_topology
+from shared.metrics_server import serve_metrics_if_free
 from shared.settings import Settings
 from tests.conftest import Org
 from tests.integration.executor_helpers import (
@@ -200,13 +200,14 @@ async def test_the_executor_serves_its_metrics_on_its_port(settings: Settings) -
 
 
 async def test_a_taken_port_is_logged_and_port_zero_serves_nothing() -> None:
+    SETTING = "FLOWCRON_EXECUTOR_METRICS_PORT"  # noqa: N806
     port = free_port()
     with capture_logs() as logs:
         async with (
-            serve_executor_metrics("127.0.0.1", port),
-            serve_executor_metrics("127.0.0.1", port),  # a second replica, same port
+            serve_metrics_if_free("127.0.0.1", port, SETTING),
+            serve_metrics_if_free("127.0.0.1", port, SETTING),  # a second replica, same port
         ):
             assert "flowcron_executor" in await _scrape(port)
     assert [e["port"] for e in logs if "not started" in e["event"]] == [port]
-    async with serve_executor_metrics("127.0.0.1", 0):
+    async with serve_metrics_if_free("127.0.0.1", 0, SETTING):
         pass  # nothing bound, nothing logged

@@ -53,3 +53,18 @@ async def test_org_fixture_stores_only_a_hash(pool: Pool, org: Org) -> None:
     assert stored is not None
     assert org.api_key.encode() not in bytes(stored["key_hash"])
     assert org.api_key.startswith(stored["prefix"])
+
+
+async def test_declaring_keeps_the_operators_stream_settings(
+    js: JetStreamContext, topology: Topology
+) -> None:
+    info = await js.stream_info(topology.runs_stream)
+    edited = info.config
+    edited.max_msgs = 1_000_000  # as `nats stream edit … --max-msgs` would
+    await js.update_stream(edited)
+    await ensure_topology(js, topology)  # a service starting again
+    after = await js.stream_info(topology.runs_stream)
+    assert after.config.max_msgs == 1_000_000
+    assert after.config.num_replicas == 1
+    events = await js.stream_info(topology.events_stream)
+    assert events.config.max_bytes == 256 * 1024 * 1024  # Flowcron's own limit stays
