@@ -10,7 +10,6 @@ access log, metrics, problem details, authentication. Each route module exposes 
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -41,6 +40,7 @@ from services.api.routes import (
 )
 from services.api.triggers import MARKS_POOL, TRIGGERS, WRITERS, TriggerBatcher
 from shared.db.pool import open_pool
+from shared.heap import settle_heap
 from shared.messaging.connection import open_nats
 from shared.messaging.pipeline import ack_pipeline
 from shared.messaging.topology import Topology, ensure_topology
@@ -155,15 +155,6 @@ async def _start(runner: web.AppRunner, stop: asyncio.Event) -> bool:
     return True
 
 
-def _settle_heap() -> None:
-    """Move what start-up allocated (modules, models, the OpenAPI document) out of the
-    collector's reach and collect the young generation less often: full collections
-    over a large heap were the API's longest pauses under load (tail latency)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(10_000, 50, 100)
-
-
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Listen on ``api_host:api_port`` until ``stop`` is set, then clean up.
 
@@ -178,7 +169,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     try:
         if not await _start(runner, stop):
             return
-        _settle_heap()
+        settle_heap()
         site = web.TCPSite(
             runner,
             settings.api_host,

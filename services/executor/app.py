@@ -24,6 +24,7 @@ from services.executor.handler import RunHandler
 from shared.control import cancel_wildcard
 from shared.db.pool import Pool, open_pool
 from shared.egress import EgressResolver
+from shared.heap import settle_heap
 from shared.messaging.connection import open_nats
 from shared.messaging.topology import Topology, ensure_topology
 from shared.metrics_server import serve_metrics_if_free
@@ -118,5 +119,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             ack_wait_s=settings.executor_ack_wait_s,
             max_deliver=settings.executor_max_deliver,
         )
-        await Executor(settings, pool, js, http, nc=nc, writes=writes).run(stop)
+        executor = Executor(settings, pool, js, http, nc=nc, writes=writes)
+        settle_heap()
+        await executor.run(stop)
         log.info("closing the HTTP session, NATS and the database pool")

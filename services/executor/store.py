@@ -23,6 +23,8 @@ from asyncpg import Record
 
 from services.executor import metrics
 from services.executor.errors import LostRun
+from services.executor.groupwrite import GroupWriter
+from shared.db import jsoncodec
 from shared.db.pool import Pool
 from shared.models.messages import RunMessage
 
@@ -94,32 +96,43 @@ ON CONFLICT (run_id, node_id) DO UPDATE
        started_at = coalesce(run_steps.started_at, EXCLUDED.started_at), finished_at = NULL
 """
 
-# started_at is kept from step_started, or is the finish time for a step recorded only
-# when it ends (instant nodes, skips).
-STEP_FINISHED = f"""
-INSERT INTO run_steps (run_id, org_id, node_id, node_type, status, attempt, input, output,
-                       error, started_at, finished_at)
-SELECT $1::uuid, $2::uuid, $4::text, $5::text, $6::text, $7::integer, $10::jsonb, $8::jsonb,
-       $9::text, now(), now()
- WHERE {_FENCE}
-ON CONFLICT (run_id, node_id) DO UPDATE
-   SET status = EXCLUDED.status, attempt = EXCLUDED.attempt, output = EXCLUDED.output,
-       error = EXCLUDED.error, finished_at = EXCLUDED.finished_at,
-       input = coalesce(EXCLUDED.input, run_steps.input)
-"""
-
-# A step's end and the log lines it wrote (instant actions, failures), in one statement;
-# $11 levels, $12 messages. Logs are written only when the fenced step write is.
-STEP_FINISHED_WITH_LOGS = f"""
-WITH step AS ({STEP_FINISHED} RETURNING 1
+# Step ends of any number of runs (services/executor/groupwrite.py), each fenced by its
+# own claim; $11-$13 the log lines of the steps (by the step's position in the batch),
+# written only with their step. started_at is kept from step_started, or is the finish
+# time for a step recorded only when it ends (instant nodes, skips). Run rows are
+# share-locked in id order, so concurrent batches cannot deadlock. The positions of the
+# steps written come back.
+STEP_ENDS = """
+WITH u AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::text[], $6::text[],
+                         $7::int[], $8::text[], $9::text[], $10::text[])
+        WITH ORDINALITY AS u(run_id, org_id, claim, node_id, node_type, status, attempt,
+                             output, error, input, n)
+), fenced AS MATERIALIZED (
+    SELECT u.* FROM u
+      JOIN workflow_runs r ON r.id = u.run_id AND r.org_id = u.org_id AND r.attempt = u.claim
+                          AND r.status = 'running'
+     ORDER BY r.id
+       FOR SHARE OF r
+), step AS (
+    INSERT INTO run_steps (run_id, org_id, node_id, node_type, status, attempt, input, output,
+                           error, started_at, finished_at)
+    SELECT run_id, org_id, node_id, node_type, status, attempt, input::jsonb, output::jsonb,
+           error, now(), now()
+      FROM fenced ORDER BY n
+    ON CONFLICT (run_id, node_id) DO UPDATE
+       SET status = EXCLUDED.status, attempt = EXCLUDED.attempt, output = EXCLUDED.output,
+           error = EXCLUDED.error, finished_at = EXCLUDED.finished_at,
+           input = coalesce(EXCLUDED.input, run_steps.input)
 ), logs AS (
     INSERT INTO run_logs (run_id, org_id, node_id, level, message)
-    SELECT $1::uuid, $2::uuid, $4::text, l.level, l.message
-      FROM unnest($11::text[], $12::text[]) WITH ORDINALITY AS l(level, message, n)
-     WHERE EXISTS (SELECT 1 FROM step)
-     ORDER BY l.n
+    SELECT f.run_id, f.org_id, f.node_id, l.level, l.message
+      FROM unnest($11::int[], $12::text[], $13::text[])
+           WITH ORDINALITY AS l(step, level, message, k)
+      JOIN fenced f ON f.n = l.step
+     ORDER BY l.k
 )
-SELECT count(*) FROM step
+SELECT n FROM fenced
 """
 
 SET_WAIT_REASON = """
@@ -127,30 +140,60 @@ UPDATE workflow_runs SET wait_reason = $4
  WHERE id = $1 AND org_id = $2 AND attempt = $3 AND status = 'running'
 """
 
-# The final status, steps left unfinished (a loop item cancelled, a node cancelled by a
-# failure) recorded 'cancelled', and the schedule's counters: one atomic statement.
-# $4 statuses the run may be in ('running'; also 'cancelled' when the API cancelled
-# it first and this executor records the end).
-FINISH_RUN = """
-WITH run AS (
-    UPDATE workflow_runs
-       SET status = $5, output = $6::jsonb, error = $7, finished_at = now(), wait_reason = NULL
-     WHERE id = $1 AND org_id = $2 AND attempt = $3 AND status = ANY($4::text[])
-    RETURNING schedule_id
+# Final statuses of any number of runs (services/executor/groupwrite.py), each fenced
+# by its own claim; with each, its steps left unfinished (a loop item cancelled, a node
+# cancelled by a failure) recorded 'cancelled', and its schedule's counters, in batch
+# order (consecutive_failures counts the failures after a batch's last success).
+# $4: the statuses each run may be in, comma separated ('running'; also 'cancelled'
+# when the API cancelled it first and this executor records the end). Schedules are
+# locked in id order, so concurrent batches cannot deadlock. The positions of the runs
+# written come back.
+RUN_ENDS = """
+WITH u AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::text[],
+                         $6::text[], $7::text[], $8::text[])
+        WITH ORDINALITY AS u(run_id, org_id, claim, from_statuses, status, output, error,
+                             steps_error, n)
+), run AS (
+    UPDATE workflow_runs r
+       SET status = u.status, output = u.output::jsonb, error = u.error, finished_at = now(),
+           wait_reason = NULL
+      FROM u
+     WHERE r.id = u.run_id AND r.org_id = u.org_id AND r.attempt = u.claim
+       AND r.status = ANY(string_to_array(u.from_statuses, ','))
+    RETURNING r.id, r.org_id, r.schedule_id, u.status, u.steps_error, u.n
 ), steps AS (
-    UPDATE run_steps SET status = 'cancelled', error = coalesce(error, $8),
-                         finished_at = coalesce(finished_at, now())
-     WHERE run_id = $1 AND org_id = $2 AND status IN ('pending', 'running')
-       AND EXISTS (SELECT 1 FROM run)
+    UPDATE run_steps s SET status = 'cancelled', error = coalesce(s.error, run.steps_error),
+                           finished_at = coalesce(s.finished_at, now())
+      FROM run
+     WHERE s.run_id = run.id AND s.org_id = run.org_id AND s.status IN ('pending', 'running')
+), ended AS (
+    SELECT run.*, max(n) FILTER (WHERE status = 'succeeded')
+                         OVER (PARTITION BY schedule_id) AS last_success
+      FROM run WHERE schedule_id IS NOT NULL
+), per_schedule AS (
+    SELECT schedule_id, org_id,
+           count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+           count(*) FILTER (WHERE status <> 'succeeded') AS failed,
+           count(*) FILTER (WHERE status <> 'succeeded'
+                              AND n > coalesce(last_success, 0)) AS trailing_failed,
+           bool_or(status = 'succeeded') AS any_succeeded
+      FROM ended GROUP BY schedule_id, org_id
+), locked AS MATERIALIZED (
+    SELECT s.id FROM workflow_schedules s
+      JOIN per_schedule p ON p.schedule_id = s.id AND p.org_id = s.org_id
+     ORDER BY s.id
+       FOR UPDATE OF s
 ), counted AS (
-    UPDATE workflow_schedules
-       SET successful_runs = successful_runs + ($5 = 'succeeded')::int,
-           failed_runs = failed_runs + ($5 <> 'succeeded')::int,
-           consecutive_failures = CASE WHEN $5 = 'succeeded' THEN 0
-                                       ELSE consecutive_failures + 1 END
-     WHERE id = (SELECT schedule_id FROM run) AND org_id = $2
+    UPDATE workflow_schedules s
+       SET successful_runs = s.successful_runs + p.succeeded,
+           failed_runs = s.failed_runs + p.failed,
+           consecutive_failures = CASE WHEN p.any_succeeded THEN p.trailing_failed
+                                       ELSE s.consecutive_failures + p.failed END
+      FROM per_schedule p
+     WHERE s.id = p.schedule_id AND s.id IN (SELECT id FROM locked)
 )
-SELECT count(*) FROM run
+SELECT n FROM run
 """
 
 GIVE_UP = """
@@ -330,16 +373,117 @@ def _unmasked(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class StepEnd:
+    """One step's end, fenced by its run's claim (``key``), with its log lines."""
+
+    key: tuple[uuid.UUID, uuid.UUID, int]
+    node_id: str
+    node_type: str
+    status: str
+    attempt: int
+    output: Any
+    error: str | None
+    input: Any
+    logs: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RunEnd:
+    """One run's final status, fenced by its claim (``key``)."""
+
+    key: tuple[uuid.UUID, uuid.UUID, int]
+    from_statuses: tuple[str, ...]
+    status: str
+    output: Any
+    error: str | None
+    steps_error: str
+
+
+async def write_step_ends(pool: Pool, ends: list[StepEnd]) -> list[bool]:
+    """Write the step ends in one statement; for each, whether its fence let it in."""
+    log_steps: list[int] = []
+    levels: list[str] = []
+    messages: list[str] = []
+    for position, end in enumerate(ends, start=1):
+        for level, message in end.logs:
+            log_steps.append(position)
+            levels.append(level)
+            messages.append(message)
+    rows = await pool.fetch(
+        STEP_ENDS,
+        [e.key[0] for e in ends],
+        [e.key[1] for e in ends],
+        [e.key[2] for e in ends],
+        [e.node_id for e in ends],
+        [e.node_type for e in ends],
+        [e.status for e in ends],
+        [e.attempt for e in ends],
+        [_json(e.output) for e in ends],
+        [e.error for e in ends],
+        [_json(e.input) for e in ends],
+        log_steps,
+        levels,
+        messages,
+    )
+    return _positions(rows, len(ends))
+
+
+async def write_run_ends(pool: Pool, ends: list[RunEnd]) -> list[bool]:
+    """Write the final statuses in one statement; for each, whether its fence let it in."""
+    rows = await pool.fetch(
+        RUN_ENDS,
+        [e.key[0] for e in ends],
+        [e.key[1] for e in ends],
+        [e.key[2] for e in ends],
+        [",".join(e.from_statuses) for e in ends],
+        [e.status for e in ends],
+        [_json(e.output) for e in ends],
+        [e.error for e in ends],
+        [e.steps_error for e in ends],
+    )
+    return _positions(rows, len(ends))
+
+
+def _json(value: Any) -> str | None:
+    """A ``jsonb`` value as text for a ``text[]`` parameter (None stays SQL NULL): in a
+    ``jsonb[]`` one, asyncpg would read a list value as another array dimension."""
+    return None if value is None else jsoncodec.dumps(value)
+
+
+def _positions(rows: list[Record], count: int) -> list[bool]:
+    written = {row["n"] for row in rows}
+    return [position in written for position in range(1, count + 1)]
+
+
+class EndWriters:
+    """An executor's group writers: step ends (through the step-write pool) and final
+    statuses (through the pool that waits for the WAL flush)."""
+
+    def __init__(self, pool: Pool, writes: Pool) -> None:
+        self.steps: GroupWriter[StepEnd, bool] = GroupWriter(
+            lambda ends: write_step_ends(writes, ends)
+        )
+        self.runs: GroupWriter[RunEnd, bool] = GroupWriter(lambda ends: write_run_ends(pool, ends))
+
+
 class RunStore:
     """Fenced writes of one claimed run. ``mask`` is applied to every value written
     (step inputs, outputs and errors, logs, the run's output and error): it replaces
     secret values with ``***``."""
 
     def __init__(
-        self, pool: Pool, run: ClaimedRun, mask: Mask = _unmasked, *, writes: Pool | None = None
+        self,
+        pool: Pool,
+        run: ClaimedRun,
+        mask: Mask = _unmasked,
+        *,
+        writes: Pool | None = None,
+        ends: EndWriters | None = None,
     ) -> None:
         self._pool = pool  # the final status
         self._writes = writes or pool  # steps, logs, wait reasons
+        self._ends = ends  # step ends and final statuses combined with other runs'
         self._run = run
         self.mask = mask
 
@@ -369,19 +513,28 @@ class RunStore:
         logs: list[tuple[str, str]] | None = None,
     ) -> None:
         """The step's end (and, when it had no start row, its input), with the
-        ``(level, message)`` log lines of the step not written yet."""
+        ``(level, message)`` log lines of the step not written yet.
+
+        Raises:
+            LostRun: the run is no longer this claim's (nothing was written).
+        """
         mask = self.mask
-        args = (*self._key(), node_id, node_type, status, attempt)
-        values = (mask(output), mask(error), mask(input))
-        if not logs:
-            _fenced(await self._writes.execute(STEP_FINISHED, *args, *values))
-            metrics.STEPS.labels(node_type, status).inc()
-            return
-        levels = [level for level, _ in logs]
-        messages = [mask(message) for _, message in logs]
-        if not await self._writes.fetchval(
-            STEP_FINISHED_WITH_LOGS, *args, *values, levels, messages
-        ):
+        end = StepEnd(
+            self._key(),
+            node_id,
+            node_type,
+            status,
+            attempt,
+            mask(output),
+            mask(error),
+            mask(input),
+            tuple((level, mask(message)) for level, message in logs or ()),
+        )
+        if self._ends is not None:
+            written = await self._ends.steps.submit(end)
+        else:
+            [written] = await write_step_ends(self._writes, [end])
+        if not written:
             raise LostRun("a fenced write matched no run: the run is no longer ours")
         metrics.STEPS.labels(node_type, status).inc()
 
@@ -422,16 +575,19 @@ class RunStore:
         Raises:
             LostRun: the run is no longer this claim's (nothing was written).
         """
-        found = await self._pool.fetchval(
-            FINISH_RUN,
-            *self._key(),
-            list(from_statuses),
+        end = RunEnd(
+            self._key(),
+            from_statuses,
             status,
             self.mask(output),
             self.mask(error),
             steps_error,
         )
-        if not found:
+        if self._ends is not None:
+            written = await self._ends.runs.submit(end)
+        else:
+            [written] = await write_run_ends(self._pool, [end])
+        if not written:
             raise LostRun(f"run {self._run.id} is no longer ours (attempt {self._run.attempt})")
 
 

@@ -9,6 +9,7 @@ import structlog
 from services.scheduler.ticker import Ticker
 from services.scheduler.wakeup import listening
 from shared.db.pool import open_pool
+from shared.heap import settle_heap
 from shared.messaging.connection import open_nats
 from shared.messaging.pipeline import ack_pipeline
 from shared.messaging.topology import Topology, ensure_topology
@@ -41,5 +42,6 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             max_deliver=settings.executor_max_deliver,
         )
         log.info("scheduler ready")
+        settle_heap()
         await Ticker(settings, pool, js, wakeup, nc=nc, pipeline=pipeline).run(stop)
         log.info("scheduler loop stopped; closing connections")

@@ -144,11 +144,11 @@ async def test_compose_services_as_processes_run_the_pipeline(
                 "scheduler-2",
             ]
             async with aiohttp.ClientSession() as scraper:
-                for replica, metrics_port in metrics_ports.items():
-                    service = replica.split("-")[0]
+                for process, metrics_port in metrics_ports.items():
+                    service = process.split("-")[0]
                     async with scraper.get(f"http://127.0.0.1:{metrics_port}/metrics") as r:
-                        assert r.status == 200, replica
-                        assert f"flowcron_{service}_" in await r.text(), replica
+                        assert r.status == 200, process
+                        assert f"flowcron_{service}_" in await r.text(), process
         codes = await asyncio.to_thread(group.stop_all)
         logs = {p.name: p.tail() for p in group.started if codes[p.name] != 0}
         assert all(code == 0 for code in codes.values()), (codes, logs)

@@ -1,0 +1,207 @@
+"""Step ends and final statuses of concurrent runs combined into one statement each:
+every row keeps its own fence, answer and values, and one bad row fails only itself."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+
+from services.executor import store
+from services.executor.errors import LostRun
+from shared.db.pool import Pool
+from tests.conftest import Org
+from tests.integration.executor_helpers import (
+    create_run,
+    create_schedule,
+    create_workflow,
+    steps_of,
+)
+from tests.integration.test_executor_delivery import claim
+
+GRAPH: dict[str, Any] = {"nodes": [{"id": "t", "type": "trigger"}], "edges": []}
+
+
+async def claimed_runs(
+    pool: Pool, org: Org, count: int, schedule_id: uuid.UUID | None = None
+) -> list[store.ClaimedRun]:
+    workflow_id = await create_workflow(pool, org.id, GRAPH)
+    runs = []
+    for _ in range(count):
+        message = await create_run(pool, org.id, workflow_id, schedule_id=schedule_id)
+        run = await claim(pool, message, executor_id="x", redelivered=False)
+        assert run is not None
+        runs.append(run)
+    return runs
+
+
+async def test_concurrent_step_ends_share_statements_and_keep_their_own_fence(
+    pool: Pool, org: Org
+) -> None:
+    runs = await claimed_runs(pool, org, 30)
+    stale = runs[7]
+    # Another replica takes run 7 over: this claim's writes must be held out.
+    await pool.execute("UPDATE workflow_runs SET attempt = attempt + 1 WHERE id = $1", stale.id)
+
+    ends = store.EndWriters(pool, pool)
+    stores = [store.RunStore(pool, run, ends=ends) for run in runs]
+    outputs: list[Any] = [[{"n": i}, {"n": i + 1}] for i in range(30)]  # lists stay lists
+    results = await asyncio.gather(
+        *(
+            s.step_finished(
+                "say",
+                "action",
+                "succeeded",
+                attempt=1,
+                output=outputs[i],
+                input={"message": f"m{i}"},
+                logs=[("info", f"line {i}a"), ("warning", f"line {i}b")],
+            )
+            for i, s in enumerate(stores)
+        ),
+        return_exceptions=True,
+    )
+    assert isinstance(results[7], LostRun)
+    assert [r for i, r in enumerate(results) if i != 7] == [None] * 29
+    assert ends.steps.batches < 30  # combined: the first alone, the rest together
+
+    for i, run in enumerate(runs):
+        steps = await steps_of(pool, run.id)
+        logs = await pool.fetch(
+            "SELECT level, message FROM run_logs WHERE run_id = $1 ORDER BY id", run.id
+        )
+        if i == 7:
+            assert "say" not in steps and logs == []
+            continue
+        assert steps["say"]["output"] == outputs[i]
+        assert steps["say"]["input"] == {"message": f"m{i}"}
+        assert [(r["level"], r["message"]) for r in logs] == [
+            ("info", f"line {i}a"),
+            ("warning", f"line {i}b"),
+        ]
+
+
+async def test_one_bad_value_fails_its_own_write_only(pool: Pool, org: Org) -> None:
+    runs = await claimed_runs(pool, org, 5)
+    ends = store.EndWriters(pool, pool)
+    stores = [store.RunStore(pool, run, ends=ends) for run in runs]
+    results = await asyncio.gather(
+        *(
+            s.step_finished(
+                "say",
+                "action",
+                "failed",
+                attempt=1,
+                error="bad \x00 byte" if i == 2 else f"error {i}",  # Postgres refuses NUL
+            )
+            for i, s in enumerate(stores)
+        ),
+        return_exceptions=True,
+    )
+    assert isinstance(results[2], Exception) and not isinstance(results[2], LostRun)
+    assert [r for i, r in enumerate(results) if i != 2] == [None] * 4
+    for i, run in enumerate(runs):
+        steps = await steps_of(pool, run.id)
+        if i != 2:
+            assert steps["say"]["error"] == f"error {i}"
+
+
+async def test_run_ends_of_one_schedule_in_one_batch_count_in_order(pool: Pool, org: Org) -> None:
+    workflow_id = await create_workflow(pool, org.id, GRAPH)
+    schedule_id = await create_schedule(pool, org.id, workflow_id)  # 2 failures so far
+    runs = []
+    for _ in range(5):
+        message = await create_run(pool, org.id, workflow_id, schedule_id=schedule_id)
+        found = await claim(pool, message, executor_id="x", redelivered=False)
+        assert found is not None
+        runs.append(found)
+    await pool.execute(
+        "INSERT INTO run_steps (run_id, org_id, node_id, node_type, status, attempt)"
+        " VALUES ($1, $2, 'left', 'action', 'running', 1)",
+        runs[4].id,
+        org.id,
+    )
+    ends = store.EndWriters(pool, pool)
+    statuses = ["failed", "succeeded", "failed", "timed_out", "failed"]
+    await asyncio.gather(
+        *(
+            store.RunStore(pool, run, ends=ends).finish(
+                status, {"i": i}, None if status == "succeeded" else "boom"
+            )
+            for i, (run, status) in enumerate(zip(runs, statuses, strict=True))
+        )
+    )
+    assert ends.runs.batches <= 2
+    schedule = await pool.fetchrow(
+        "SELECT successful_runs, failed_runs, consecutive_failures FROM workflow_schedules"
+        " WHERE id = $1",
+        schedule_id,
+    )
+    assert schedule is not None
+    # The success in the middle resets the streak; three failures come after it.
+    assert dict(schedule) == {
+        "successful_runs": 1,
+        "failed_runs": 4,
+        "consecutive_failures": 3,
+    }
+    rows = await pool.fetch(
+        "SELECT id, status, output FROM workflow_runs WHERE schedule_id = $1", schedule_id
+    )
+    by_id = {r["id"]: r for r in rows}
+    for i, (run, status) in enumerate(zip(runs, statuses, strict=True)):
+        assert (by_id[run.id]["status"], by_id[run.id]["output"]) == (status, {"i": i})
+    left = await steps_of(pool, runs[4].id)
+    assert left["left"]["status"] == "cancelled"
+
+
+async def test_failures_only_add_to_the_streak(pool: Pool, org: Org) -> None:
+    workflow_id = await create_workflow(pool, org.id, GRAPH)
+    schedule_id = await create_schedule(pool, org.id, workflow_id)  # 2 failures so far
+    runs = []
+    for _ in range(2):
+        message = await create_run(pool, org.id, workflow_id, schedule_id=schedule_id)
+        found = await claim(pool, message, executor_id="x", redelivered=False)
+        assert found is not None
+        runs.append(found)
+
+    def failed(run: store.ClaimedRun) -> store.RunEnd:
+        return store.RunEnd(
+            (run.id, run.org_id, run.attempt), ("running",), "failed", None, "x", ""
+        )
+
+    assert await store.write_run_ends(pool, [failed(runs[0])]) == [True]
+    # The first run has ended: its fence holds a second end out.
+    assert await store.write_run_ends(pool, [failed(runs[1]), failed(runs[0])]) == [True, False]
+    streak = await pool.fetchval(
+        "SELECT consecutive_failures FROM workflow_schedules WHERE id = $1", schedule_id
+    )
+    assert streak == 4
+
+
+@pytest.mark.parametrize("count", [1, 3])
+async def test_a_cancelled_caller_is_left_out(pool: Pool, org: Org, count: int) -> None:
+    runs = await claimed_runs(pool, org, count + 1)
+    ends = store.EndWriters(pool, pool)
+    first = asyncio.create_task(
+        store.RunStore(pool, runs[0], ends=ends).step_finished(
+            "a", "action", "succeeded", attempt=1
+        )
+    )
+    await asyncio.sleep(0)  # its statement is in flight; the next ones wait
+    waiting = [
+        asyncio.create_task(
+            store.RunStore(pool, run, ends=ends).step_finished(
+                "a", "action", "succeeded", attempt=1
+            )
+        )
+        for run in runs[1:]
+    ]
+    await asyncio.sleep(0)
+    waiting[0].cancel()
+    await first
+    await asyncio.gather(*waiting, return_exceptions=True)
+    assert "a" not in await steps_of(pool, runs[1].id)
+    for run in runs[2:]:
+        assert (await steps_of(pool, run.id))["a"]["status"] == "succeeded"
