@@ -81,8 +81,8 @@ class RunHandler:
         self._pool = pool
         # Claims, step writes and logs; the final status goes through ``pool``.
         self._writes = writes or pool
-        # Step ends and final statuses of concurrent runs, combined (group commit).
-        self._ends = store.EndWriters(pool, self._writes)
+        # Claims, step ends and final statuses of concurrent runs, combined (group commit).
+        self._group = store.GroupWrites(pool, self._writes, executor_id)
         self._js = js
         self._http = http
         self._executor_id = executor_id
@@ -180,6 +180,7 @@ class RunHandler:
             redelivered=redelivered,
             need_graph=cached is None,
             trigger_id=cached.graph.trigger().id if cached is not None else None,
+            claims=self._group.claims,
         )
         if claim is None:
             log.info("run already claimed or finished; dropping this delivery")
@@ -199,7 +200,7 @@ class RunHandler:
         log.debug("run claimed", attempt=run.attempt, redelivered=redelivered)
         await self._events.publish(run, "run.started", "running")
         graph = cached or self._graphs.parse(run.workflow_id, run.workflow_version, claim.graph)
-        runs = store.RunStore(self._pool, run, writes=self._writes, ends=self._ends)
+        runs = store.RunStore(self._pool, run, writes=self._writes, group=self._group)
         keepalive = asyncio.create_task(self._keep_alive(msg))
         try:
             result = await self._execute(runs, graph, claim)

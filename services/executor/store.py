@@ -25,37 +25,46 @@ from services.executor import metrics
 from services.executor.errors import LostRun
 from services.executor.groupwrite import GroupWriter
 from shared.db import jsoncodec
-from shared.db.pool import Pool
+from shared.db.pool import Connection, Pool
 from shared.models.messages import RunMessage
 
-# One round trip: claim the run, record its trigger step ($7: its id, when known), and
-# read its pinned graph (when the caller has not cached it, $6) and the steps that
-# already succeeded (a resume, or a retry from the failed step whose earlier steps were
-# copied in). A queued run of a workflow with a max_concurrency is not claimed here
-# unless $5: _claim_limited decides under a lock.
-CLAIM = """
-WITH claimed AS (
-    UPDATE workflow_runs
-       SET status = 'running', attempt = attempt + 1, wait_reason = NULL,
-           started_at = coalesce(started_at, now()), executor_id = $3
-     WHERE id = $1 AND org_id = $2
-       AND ((status = 'running' AND $4::boolean)
-            OR (status = 'queued' AND ($5::boolean OR NOT EXISTS (
+# Claims of any number of runs in one round trip (services/executor/groupwrite.py): each
+# run is taken, its trigger step recorded (when its id is known), and its pinned graph
+# (when the caller has not cached it) and the steps that already succeeded (a resume, or
+# a retry from the failed step whose earlier steps were copied in) read. A queued run of
+# a workflow with a max_concurrency is not claimed here unless its ``limited_ok``:
+# _claim_limited decides under a lock. The positions of the runs claimed come back (a
+# run twice in one batch, a duplicate delivery, is claimed once).
+CLAIMS = """
+WITH u AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::boolean[], $4::boolean[],
+                         $5::boolean[], $6::text[])
+        WITH ORDINALITY AS u(run_id, org_id, redelivered, limited_ok, need_graph, trigger_id, n)
+), claimed AS (
+    UPDATE workflow_runs r
+       SET status = 'running', attempt = r.attempt + 1, wait_reason = NULL,
+           started_at = coalesce(r.started_at, now()), executor_id = $7
+      FROM u
+     WHERE r.id = u.run_id AND r.org_id = u.org_id
+       AND ((r.status = 'running' AND u.redelivered)
+            OR (r.status = 'queued' AND (u.limited_ok OR NOT EXISTS (
                     SELECT 1 FROM workflows w
-                     WHERE w.id = workflow_runs.workflow_id AND w.max_concurrency IS NOT NULL))))
-    RETURNING id, org_id, workflow_id, workflow_version, schedule_id, trigger, scheduled_for,
-              attempt, input,
-              extract(epoch FROM clock_timestamp() - started_at)::float8 AS elapsed_s
+                     WHERE w.id = r.workflow_id AND w.max_concurrency IS NOT NULL))))
+    RETURNING r.id, r.org_id, r.workflow_id, r.workflow_version, r.schedule_id, r.trigger,
+              r.scheduled_for, r.attempt, r.input,
+              extract(epoch FROM clock_timestamp() - r.started_at)::float8 AS elapsed_s,
+              u.need_graph, u.trigger_id, u.n
 ), trigger_step AS (
-    -- The trigger succeeds as the run is claimed ($7: its node id, when known).
+    -- The trigger succeeds as the run is claimed (its node id, when known).
     INSERT INTO run_steps (run_id, org_id, node_id, node_type, status, attempt, output,
                            started_at, finished_at)
-    SELECT c.id, c.org_id, $7::text, 'trigger', 'succeeded', 1, c.input, now(), now()
-      FROM claimed c WHERE $7::text IS NOT NULL
+    SELECT c.id, c.org_id, c.trigger_id, 'trigger', 'succeeded', 1, c.input, now(), now()
+      FROM claimed c WHERE c.trigger_id IS NOT NULL
     ON CONFLICT (run_id, node_id) DO NOTHING
 )
-SELECT c.*,
-       CASE WHEN $6::boolean THEN (
+SELECT c.id, c.org_id, c.workflow_id, c.workflow_version, c.schedule_id, c.trigger,
+       c.scheduled_for, c.attempt, c.input, c.elapsed_s, c.n,
+       CASE WHEN c.need_graph THEN (
            SELECT v.graph FROM workflow_versions v
             WHERE v.workflow_id = c.workflow_id AND v.version = c.workflow_version
               AND v.org_id = c.org_id) END AS graph,
@@ -261,7 +270,47 @@ class Held:
     limit: int
 
 
-_CLAIM_FIELDS = ("graph", "done")
+_CLAIM_FIELDS = ("graph", "done", "n")
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    """A delivery's claim of its run. ``trigger_id``: the graph's trigger, recorded
+    succeeded by the claim (None when the graph is not cached yet)."""
+
+    run_id: uuid.UUID
+    org_id: uuid.UUID
+    redelivered: bool
+    need_graph: bool
+    trigger_id: str | None
+    limited_ok: bool = False
+
+
+async def write_claims(
+    db: Pool | Connection, executor_id: str, requests: list[ClaimRequest]
+) -> list[Claim | None]:
+    """Claim the runs in one statement; for each, its :class:`Claim`, or None when it
+    was not taken here (someone else has it, it is finished, or it waits for
+    :func:`_claim_limited`)."""
+    # Rows are locked in run id order (the order of the batch), so concurrent batches
+    # of other replicas (a redelivery, a duplicate) cannot deadlock with this one.
+    order = sorted(range(len(requests)), key=lambda i: requests[i].run_id)
+    batch = [requests[i] for i in order]
+    rows = await db.fetch(
+        CLAIMS,
+        [r.run_id for r in batch],
+        [r.org_id for r in batch],
+        [r.redelivered for r in batch],
+        [r.limited_ok for r in batch],
+        [r.need_graph for r in batch],
+        [r.trigger_id for r in batch],
+        executor_id,
+    )
+    claims: list[Claim | None] = [None] * len(requests)
+    for row in rows:
+        position = order[row["n"] - 1]
+        claims[position] = _claim(row, requests[position].trigger_id)
+    return claims
 
 
 async def claim_run(
@@ -272,19 +321,24 @@ async def claim_run(
     redelivered: bool,
     need_graph: bool = True,
     trigger_id: str | None = None,
+    claims: GroupWriter[ClaimRequest, Claim | None] | None = None,
 ) -> Claim | Held | None:
     """Take the run: a ``queued`` run, or a ``running`` one when this is a redelivery
     (its previous executor died or handed it back). :class:`Held` when a queued run's
     workflow has ``max_concurrency`` runs running already (its ``wait_reason`` says
     so). None: someone else has it, or it is finished, and this delivery must be
-    dropped. ``trigger_id``: the graph's trigger, recorded succeeded by the claim."""
-    args = (message.run_id, message.org_id, executor_id, redelivered, False, need_graph)
-    row = await pool.fetchrow(CLAIM, *args, trigger_id)
-    if row is None:
+    dropped. ``claims``: the executor's group writer of claims (one statement for the
+    claims of concurrent deliveries); without it, this claim is sent alone."""
+    request = ClaimRequest(message.run_id, message.org_id, redelivered, need_graph, trigger_id)
+    if claims is not None:
+        claim = await claims.submit(request)
+    else:
+        [claim] = await write_claims(pool, executor_id, [request])
+    if claim is None:
         return await _claim_limited(
             pool, message, executor_id=executor_id, need_graph=need_graph, trigger_id=trigger_id
         )
-    return _claim(row, trigger_id)
+    return claim
 
 
 def _claim(row: Record, trigger_id: str | None) -> Claim:
@@ -314,10 +368,11 @@ async def _claim_limited(
             )
             await conn.execute(HOLD, message.run_id, message.org_id, reason)
             return Held(running, int(limit))
-        row = await conn.fetchrow(
-            CLAIM, message.run_id, message.org_id, executor_id, False, True, need_graph, trigger_id
+        request = ClaimRequest(
+            message.run_id, message.org_id, False, need_graph, trigger_id, limited_ok=True
         )
-    return _claim(row, trigger_id) if row is not None else None
+        [claim] = await write_claims(conn, executor_id, [request])
+    return claim
 
 
 async def load_graph(pool: Pool, run: ClaimedRun) -> Any:
@@ -456,11 +511,14 @@ def _positions(rows: list[Record], count: int) -> list[bool]:
     return [position in written for position in range(1, count + 1)]
 
 
-class EndWriters:
-    """An executor's group writers: step ends (through the step-write pool) and final
-    statuses (through the pool that waits for the WAL flush)."""
+class GroupWrites:
+    """An executor's group writers: claims and step ends (through the step-write pool)
+    and final statuses (through the pool that waits for the WAL flush)."""
 
-    def __init__(self, pool: Pool, writes: Pool) -> None:
+    def __init__(self, pool: Pool, writes: Pool, executor_id: str = "") -> None:
+        self.claims: GroupWriter[ClaimRequest, Claim | None] = GroupWriter(
+            lambda requests: write_claims(writes, executor_id, requests)
+        )
         self.steps: GroupWriter[StepEnd, bool] = GroupWriter(
             lambda ends: write_step_ends(writes, ends)
         )
@@ -479,11 +537,11 @@ class RunStore:
         mask: Mask = _unmasked,
         *,
         writes: Pool | None = None,
-        ends: EndWriters | None = None,
+        group: GroupWrites | None = None,
     ) -> None:
         self._pool = pool  # the final status
         self._writes = writes or pool  # steps, logs, wait reasons
-        self._ends = ends  # step ends and final statuses combined with other runs'
+        self._group = group  # step ends and final statuses combined with other runs'
         self._run = run
         self.mask = mask
 
@@ -530,8 +588,8 @@ class RunStore:
             mask(input),
             tuple((level, mask(message)) for level, message in logs or ()),
         )
-        if self._ends is not None:
-            written = await self._ends.steps.submit(end)
+        if self._group is not None:
+            written = await self._group.steps.submit(end)
         else:
             [written] = await write_step_ends(self._writes, [end])
         if not written:
@@ -583,8 +641,8 @@ class RunStore:
             self.mask(error),
             steps_error,
         )
-        if self._ends is not None:
-            written = await self._ends.runs.submit(end)
+        if self._group is not None:
+            written = await self._group.runs.submit(end)
         else:
             [written] = await write_run_ends(self._pool, [end])
         if not written:

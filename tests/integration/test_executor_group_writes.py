@@ -12,6 +12,7 @@ import pytest
 from services.executor import store
 from services.executor.errors import LostRun
 from shared.db.pool import Pool
+from shared.models.messages import RunMessage
 from tests.conftest import Org
 from tests.integration.executor_helpers import (
     create_run,
@@ -45,8 +46,8 @@ async def test_concurrent_step_ends_share_statements_and_keep_their_own_fence(
     # Another replica takes run 7 over: this claim's writes must be held out.
     await pool.execute("UPDATE workflow_runs SET attempt = attempt + 1 WHERE id = $1", stale.id)
 
-    ends = store.EndWriters(pool, pool)
-    stores = [store.RunStore(pool, run, ends=ends) for run in runs]
+    ends = store.GroupWrites(pool, pool)
+    stores = [store.RunStore(pool, run, group=ends) for run in runs]
     outputs: list[Any] = [[{"n": i}, {"n": i + 1}] for i in range(30)]  # lists stay lists
     results = await asyncio.gather(
         *(
@@ -85,8 +86,8 @@ async def test_concurrent_step_ends_share_statements_and_keep_their_own_fence(
 
 async def test_one_bad_value_fails_its_own_write_only(pool: Pool, org: Org) -> None:
     runs = await claimed_runs(pool, org, 5)
-    ends = store.EndWriters(pool, pool)
-    stores = [store.RunStore(pool, run, ends=ends) for run in runs]
+    ends = store.GroupWrites(pool, pool)
+    stores = [store.RunStore(pool, run, group=ends) for run in runs]
     results = await asyncio.gather(
         *(
             s.step_finished(
@@ -123,11 +124,11 @@ async def test_run_ends_of_one_schedule_in_one_batch_count_in_order(pool: Pool, 
         runs[4].id,
         org.id,
     )
-    ends = store.EndWriters(pool, pool)
+    ends = store.GroupWrites(pool, pool)
     statuses = ["failed", "succeeded", "failed", "timed_out", "failed"]
     await asyncio.gather(
         *(
-            store.RunStore(pool, run, ends=ends).finish(
+            store.RunStore(pool, run, group=ends).finish(
                 status, {"i": i}, None if status == "succeeded" else "boom"
             )
             for i, (run, status) in enumerate(zip(runs, statuses, strict=True))
@@ -183,16 +184,16 @@ async def test_failures_only_add_to_the_streak(pool: Pool, org: Org) -> None:
 @pytest.mark.parametrize("count", [1, 3])
 async def test_a_cancelled_caller_is_left_out(pool: Pool, org: Org, count: int) -> None:
     runs = await claimed_runs(pool, org, count + 1)
-    ends = store.EndWriters(pool, pool)
+    ends = store.GroupWrites(pool, pool)
     first = asyncio.create_task(
-        store.RunStore(pool, runs[0], ends=ends).step_finished(
+        store.RunStore(pool, runs[0], group=ends).step_finished(
             "a", "action", "succeeded", attempt=1
         )
     )
     await asyncio.sleep(0)  # its statement is in flight; the next ones wait
     waiting = [
         asyncio.create_task(
-            store.RunStore(pool, run, ends=ends).step_finished(
+            store.RunStore(pool, run, group=ends).step_finished(
                 "a", "action", "succeeded", attempt=1
             )
         )
@@ -205,3 +206,64 @@ async def test_a_cancelled_caller_is_left_out(pool: Pool, org: Org, count: int) 
     assert "a" not in await steps_of(pool, runs[1].id)
     for run in runs[2:]:
         assert (await steps_of(pool, run.id))["a"]["status"] == "succeeded"
+
+
+async def test_concurrent_claims_share_statements_and_a_duplicate_is_claimed_once(
+    pool: Pool, org: Org
+) -> None:
+    workflow_id = await create_workflow(pool, org.id, GRAPH)
+    messages = [await create_run(pool, org.id, workflow_id) for _ in range(20)]
+    group = store.GroupWrites(pool, pool, "x")
+    deliveries = [*messages, messages[3]]  # the last: a duplicate delivery of run 3
+
+    async def claim_one(message: RunMessage) -> store.Claim | store.Held | None:
+        return await store.claim_run(
+            pool,
+            message,
+            executor_id="x",
+            redelivered=False,
+            need_graph=message is messages[0],
+            trigger_id="t",
+            claims=group.claims,
+        )
+
+    claims = await asyncio.gather(*(claim_one(m) for m in deliveries))
+    assert group.claims.batches < len(deliveries)
+    taken = [c for c in claims if isinstance(c, store.Claim)]
+    assert sorted(c.run.id for c in taken) == sorted(m.run_id for m in messages)
+    assert [claims[3], claims[-1]].count(None) == 1  # run 3: one claim, one dropped
+    first = claims[0]
+    assert isinstance(first, store.Claim) and first.graph == GRAPH  # asked for, read
+    assert all(c.graph is None for c in taken if c.run.id != messages[0].run_id)
+    for each in taken:
+        assert each.run.attempt == 1
+        assert each.succeeded["t"].attempt == 1  # the trigger step, recorded by the claim
+    rows = await pool.fetch(
+        "SELECT status, executor_id, count(*) FROM workflow_runs WHERE workflow_id = $1"
+        " GROUP BY 1, 2",
+        workflow_id,
+    )
+    assert [tuple(r) for r in rows] == [("running", "x", 20)]
+    triggers = await pool.fetchval(
+        "SELECT count(*) FROM run_steps s JOIN workflow_runs r ON r.id = s.run_id"
+        " WHERE r.workflow_id = $1 AND s.node_id = 't'",
+        workflow_id,
+    )
+    assert triggers == 20
+
+
+async def test_a_workflow_with_max_concurrency_is_claimed_under_its_limit(
+    pool: Pool, org: Org
+) -> None:
+    workflow_id = await create_workflow(pool, org.id, GRAPH)
+    await pool.execute("UPDATE workflows SET max_concurrency = 2 WHERE id = $1", workflow_id)
+    messages = [await create_run(pool, org.id, workflow_id) for _ in range(5)]
+    group = store.GroupWrites(pool, pool, "x")
+    claims = await asyncio.gather(
+        *(
+            store.claim_run(pool, m, executor_id="x", redelivered=False, claims=group.claims)
+            for m in messages
+        )
+    )
+    assert len([c for c in claims if isinstance(c, store.Claim)]) == 2
+    assert len([c for c in claims if isinstance(c, store.Held)]) == 3
