@@ -151,8 +151,9 @@ UPDATE workflow_runs SET wait_reason = $4
 
 # Final statuses of any number of runs (services/executor/groupwrite.py), each fenced
 # by its own claim; with each, its steps left unfinished (a loop item cancelled, a node
-# cancelled by a failure) recorded 'cancelled', and its schedule's counters, in batch
-# order (consecutive_failures counts the failures after a batch's last success).
+# cancelled by a failure) recorded 'cancelled', and its schedule's counters, in the order
+# the runs ended ($9; consecutive_failures counts the failures after a batch's last
+# success).
 # $4: the statuses each run may be in, comma separated ('running'; also 'cancelled'
 # when the API cancelled it first and this executor records the end). Schedules are
 # locked in id order, so concurrent batches cannot deadlock. The positions of the runs
@@ -160,9 +161,9 @@ UPDATE workflow_runs SET wait_reason = $4
 RUN_ENDS = """
 WITH u AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::text[],
-                         $6::text[], $7::text[], $8::text[])
+                         $6::text[], $7::text[], $8::text[], $9::int[])
         WITH ORDINALITY AS u(run_id, org_id, claim, from_statuses, status, output, error,
-                             steps_error, n)
+                             steps_error, seq, n)
 ), run AS (
     UPDATE workflow_runs r
        SET status = u.status, output = u.output::jsonb, error = u.error, finished_at = now(),
@@ -170,22 +171,22 @@ WITH u AS (
       FROM u
      WHERE r.id = u.run_id AND r.org_id = u.org_id AND r.attempt = u.claim
        AND r.status = ANY(string_to_array(u.from_statuses, ','))
-    RETURNING r.id, r.org_id, r.schedule_id, u.status, u.steps_error, u.n
+    RETURNING r.id, r.org_id, r.schedule_id, u.status, u.steps_error, u.seq, u.n
 ), steps AS (
     UPDATE run_steps s SET status = 'cancelled', error = coalesce(s.error, run.steps_error),
                            finished_at = coalesce(s.finished_at, now())
       FROM run
      WHERE s.run_id = run.id AND s.org_id = run.org_id AND s.status IN ('pending', 'running')
 ), ended AS (
-    SELECT run.*, max(n) FILTER (WHERE status = 'succeeded')
-                         OVER (PARTITION BY schedule_id) AS last_success
+    SELECT run.*, max(seq) FILTER (WHERE status = 'succeeded')
+                           OVER (PARTITION BY schedule_id) AS last_success
       FROM run WHERE schedule_id IS NOT NULL
 ), per_schedule AS (
     SELECT schedule_id, org_id,
            count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
            count(*) FILTER (WHERE status <> 'succeeded') AS failed,
            count(*) FILTER (WHERE status <> 'succeeded'
-                              AND n > coalesce(last_success, 0)) AS trailing_failed,
+                              AND seq > coalesce(last_success, 0)) AS trailing_failed,
            bool_or(status = 'succeeded') AS any_succeeded
       FROM ended GROUP BY schedule_id, org_id
 ), locked AS MATERIALIZED (
@@ -485,7 +486,12 @@ async def write_step_ends(pool: Pool, ends: list[StepEnd]) -> list[bool]:
 
 
 async def write_run_ends(pool: Pool, ends: list[RunEnd]) -> list[bool]:
-    """Write the final statuses in one statement; for each, whether its fence let it in."""
+    """Write the final statuses in one statement; for each, whether its fence let it in.
+
+    Sent in run id order (the statement's plan updates the runs in the order given), as
+    claims are, so the batches of two replicas take run row locks in the same order."""
+    order = sorted(range(len(ends)), key=lambda i: ends[i].key[0])
+    ends = [ends[i] for i in order]
     rows = await pool.fetch(
         RUN_ENDS,
         [e.key[0] for e in ends],
@@ -496,8 +502,13 @@ async def write_run_ends(pool: Pool, ends: list[RunEnd]) -> list[bool]:
         [_json(e.output) for e in ends],
         [e.error for e in ends],
         [e.steps_error for e in ends],
+        [position + 1 for position in order],  # the order they ended in
     )
-    return _positions(rows, len(ends))
+    written = _positions(rows, len(ends))
+    unsorted = [False] * len(ends)
+    for sent, position in enumerate(order):
+        unsorted[position] = written[sent]
+    return unsorted
 
 
 def _json(value: Any) -> str | None:
@@ -517,12 +528,16 @@ class GroupWrites:
 
     def __init__(self, pool: Pool, writes: Pool, executor_id: str = "") -> None:
         self.claims: GroupWriter[ClaimRequest, Claim | None] = GroupWriter(
-            lambda requests: write_claims(writes, executor_id, requests)
+            lambda requests: write_claims(writes, executor_id, requests),
+            key=lambda request: request.run_id,
         )
         self.steps: GroupWriter[StepEnd, bool] = GroupWriter(
-            lambda ends: write_step_ends(writes, ends)
+            lambda ends: write_step_ends(writes, ends),
+            key=lambda end: (end.key[0], end.node_id),
         )
-        self.runs: GroupWriter[RunEnd, bool] = GroupWriter(lambda ends: write_run_ends(pool, ends))
+        self.runs: GroupWriter[RunEnd, bool] = GroupWriter(
+            lambda ends: write_run_ends(pool, ends), key=lambda end: end.key[0]
+        )
 
 
 class RunStore:

@@ -267,3 +267,27 @@ async def test_a_workflow_with_max_concurrency_is_claimed_under_its_limit(
     )
     assert len([c for c in claims if isinstance(c, store.Claim)]) == 2
     assert len([c for c in claims if isinstance(c, store.Held)]) == 3
+
+
+async def test_a_redelivery_waiting_with_its_first_delivery_takes_the_run_over(
+    pool: Pool, org: Org
+) -> None:
+    # Both deliveries of one message wait for the same claim statement: they go in turn,
+    # so the redelivery takes over (attempt 2) and fences out the first claim, instead of
+    # one of them, chosen by the plan, acknowledging the message the other one runs.
+    workflow_id = await create_workflow(pool, org.id, GRAPH)
+    message = await create_run(pool, org.id, workflow_id)
+    group = store.GroupWrites(pool, pool, "x")
+    first, again = await asyncio.gather(
+        *(
+            store.claim_run(
+                pool, message, executor_id="x", redelivered=redelivered, claims=group.claims
+            )
+            for redelivered in (False, True)
+        )
+    )
+    assert isinstance(first, store.Claim) and isinstance(again, store.Claim)
+    assert (first.run.attempt, again.run.attempt) == (1, 2)
+    with pytest.raises(LostRun):
+        await store.RunStore(pool, first.run, group=group).finish("succeeded", {}, None)
+    await store.RunStore(pool, again.run, group=group).finish("succeeded", {}, None)
