@@ -123,6 +123,14 @@ class Settings(BaseSettings):
         "0 = off. Replicas on one host need one port each; a port already taken is logged "
         "and the executor runs without the endpoint.",
     )
+    executor_lock_timeout_s: float = Field(
+        10,
+        gt=0,
+        description="Longest wait of an executor statement for a row lock held elsewhere (an"
+        " open transaction on a schedule or run); past it the statement fails, the other runs'"
+        " writes that shared it are sent again alone, and the run whose row is locked is"
+        " handed back for redelivery.",
+    )
     executor_step_commit: Literal["sync", "async"] = Field(
         "async",
         description="Commit of step, log and claim writes: 'async' does not wait for the "

@@ -90,6 +90,9 @@ def executor_pool(
         min_size=settings.database_pool_min,
         max_size=settings.database_pool_max,
         async_commit=async_commit,
+        # Writes of many runs share a statement: a row lock held elsewhere must fail that
+        # statement (its writes then go one by one) rather than stall every run.
+        lock_timeout_s=settings.executor_lock_timeout_s,
     )
 
 

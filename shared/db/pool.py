@@ -32,20 +32,31 @@ async def init_connection(conn: asyncpg.Connection) -> None:
 
 @asynccontextmanager
 async def open_pool(
-    dsn: str, *, min_size: int = 1, max_size: int = 10, async_commit: bool = False
+    dsn: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    async_commit: bool = False,
+    lock_timeout_s: float | None = None,
 ) -> AsyncIterator[Pool]:
     """Open a pool for the lifetime of the ``async with`` block.
 
     ``async_commit``: its transactions commit without waiting for the WAL flush
     (``synchronous_commit=off``), for writes whose loss in a Postgres crash is
     harmless, such as the outbox's "published" marks (a lost mark means one more,
-    deduplicated, publish).
+    deduplicated, publish). ``lock_timeout_s``: a statement that waits longer for a row
+    lock fails (``LockNotAvailableError``) instead of waiting without end.
     """
+    server_settings: dict[str, str] = {}
+    if async_commit:
+        server_settings["synchronous_commit"] = "off"
+    if lock_timeout_s is not None:
+        server_settings["lock_timeout"] = f"{max(1, round(lock_timeout_s * 1000))}ms"
     pool = LightPool(
         dsn,
         max_size=max_size,
         init=init_connection,
-        server_settings={"synchronous_commit": "off"} if async_commit else None,
+        server_settings=server_settings or None,
     )
     try:
         await pool.open(min_size)

@@ -4,15 +4,18 @@ every row keeps its own fence, answer and values, and one bad row fails only its
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from typing import Any
 
+import asyncpg
 import pytest
 
 from services.executor import store
 from services.executor.errors import LostRun
-from shared.db.pool import Pool
+from shared.db.pool import Pool, open_pool
 from shared.models.messages import RunMessage
+from shared.settings import Settings
 from tests.conftest import Org
 from tests.integration.executor_helpers import (
     create_run,
@@ -291,3 +294,45 @@ async def test_a_redelivery_waiting_with_its_first_delivery_takes_the_run_over(
     with pytest.raises(LostRun):
         await store.RunStore(pool, first.run, group=group).finish("succeeded", {}, None)
     await store.RunStore(pool, again.run, group=group).finish("succeeded", {}, None)
+
+
+async def test_a_row_locked_elsewhere_fails_its_run_only_after_the_lock_timeout(
+    settings: Settings, pool: Pool, org: Org
+) -> None:
+    workflow_id = await create_workflow(pool, org.id, GRAPH)
+    schedule_id = await create_schedule(pool, org.id, workflow_id)
+    free = await claimed_runs(pool, org, 2)
+    message = await create_run(pool, org.id, workflow_id, schedule_id=schedule_id)
+    blocked = await claim(pool, message, executor_id="x", redelivered=False)
+    assert blocked is not None
+    async with (
+        open_pool(settings.database_url, max_size=3, lock_timeout_s=0.3) as executor_pool,
+        pool.acquire() as other,
+        other.transaction(),
+    ):
+        # Someone holds the schedule's row (an open transaction): its run cannot count.
+        await other.execute(
+            "SELECT 1 FROM workflow_schedules WHERE id = $1 FOR UPDATE", schedule_id
+        )
+        group = store.GroupWrites(executor_pool, executor_pool, "x")
+        started = time.monotonic()
+        results = await asyncio.gather(
+            *(
+                store.RunStore(executor_pool, run, group=group).finish("succeeded", {}, None)
+                for run in (free[0], blocked, free[1])  # the last two share a statement
+            ),
+            return_exceptions=True,
+        )
+        elapsed = time.monotonic() - started
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], asyncpg.exceptions.LockNotAvailableError)
+    assert elapsed < 5  # two lock timeouts (the shared statement, then the run alone)
+    statuses = await pool.fetch(
+        "SELECT id, status FROM workflow_runs WHERE id = ANY($1::uuid[])",
+        [free[0].id, blocked.id, free[1].id],
+    )
+    assert {r["id"]: r["status"] for r in statuses} == {
+        free[0].id: "succeeded",
+        blocked.id: "running",  # handed back: a redelivery ends it
+        free[1].id: "succeeded",
+    }
