@@ -28,10 +28,9 @@ from tests.integration.test_executor_delivery import claim
 GRAPH: dict[str, Any] = {"nodes": [{"id": "t", "type": "trigger"}], "edges": []}
 
 
-async def claimed_runs(
-    pool: Pool, org: Org, count: int, schedule_id: uuid.UUID | None = None
+async def claim_new(
+    pool: Pool, org: Org, workflow_id: uuid.UUID, count: int, schedule_id: uuid.UUID | None
 ) -> list[store.ClaimedRun]:
-    workflow_id = await create_workflow(pool, org.id, GRAPH)
     runs = []
     for _ in range(count):
         message = await create_run(pool, org.id, workflow_id, schedule_id=schedule_id)
@@ -39,6 +38,19 @@ async def claimed_runs(
         assert run is not None
         runs.append(run)
     return runs
+
+
+async def claimed_runs(pool: Pool, org: Org, count: int) -> list[store.ClaimedRun]:
+    return await claim_new(pool, org, await create_workflow(pool, org.id, GRAPH), count, None)
+
+
+async def scheduled_runs(
+    pool: Pool, org: Org, count: int
+) -> tuple[uuid.UUID, list[store.ClaimedRun]]:
+    """Claimed runs of one schedule, which has 2 consecutive failures so far."""
+    workflow_id = await create_workflow(pool, org.id, GRAPH)
+    schedule_id = await create_schedule(pool, org.id, workflow_id)
+    return schedule_id, await claim_new(pool, org, workflow_id, count, schedule_id)
 
 
 async def test_concurrent_step_ends_share_statements_and_keep_their_own_fence(
@@ -113,14 +125,7 @@ async def test_one_bad_value_fails_its_own_write_only(pool: Pool, org: Org) -> N
 
 
 async def test_run_ends_of_one_schedule_in_one_batch_count_in_order(pool: Pool, org: Org) -> None:
-    workflow_id = await create_workflow(pool, org.id, GRAPH)
-    schedule_id = await create_schedule(pool, org.id, workflow_id)  # 2 failures so far
-    runs = []
-    for _ in range(5):
-        message = await create_run(pool, org.id, workflow_id, schedule_id=schedule_id)
-        found = await claim(pool, message, executor_id="x", redelivered=False)
-        assert found is not None
-        runs.append(found)
+    schedule_id, runs = await scheduled_runs(pool, org, 5)
     await pool.execute(
         "INSERT INTO run_steps (run_id, org_id, node_id, node_type, status, attempt)"
         " VALUES ($1, $2, 'left', 'action', 'running', 1)",
@@ -161,14 +166,7 @@ async def test_run_ends_of_one_schedule_in_one_batch_count_in_order(pool: Pool, 
 
 
 async def test_failures_only_add_to_the_streak(pool: Pool, org: Org) -> None:
-    workflow_id = await create_workflow(pool, org.id, GRAPH)
-    schedule_id = await create_schedule(pool, org.id, workflow_id)  # 2 failures so far
-    runs = []
-    for _ in range(2):
-        message = await create_run(pool, org.id, workflow_id, schedule_id=schedule_id)
-        found = await claim(pool, message, executor_id="x", redelivered=False)
-        assert found is not None
-        runs.append(found)
+    schedule_id, runs = await scheduled_runs(pool, org, 2)
 
     def failed(run: store.ClaimedRun) -> store.RunEnd:
         return store.RunEnd(
@@ -299,12 +297,8 @@ async def test_a_redelivery_waiting_with_its_first_delivery_takes_the_run_over(
 async def test_a_row_locked_elsewhere_fails_its_run_only_after_the_lock_timeout(
     settings: Settings, pool: Pool, org: Org
 ) -> None:
-    workflow_id = await create_workflow(pool, org.id, GRAPH)
-    schedule_id = await create_schedule(pool, org.id, workflow_id)
     free = await claimed_runs(pool, org, 2)
-    message = await create_run(pool, org.id, workflow_id, schedule_id=schedule_id)
-    blocked = await claim(pool, message, executor_id="x", redelivered=False)
-    assert blocked is not None
+    schedule_id, [blocked] = await scheduled_runs(pool, org, 1)
     async with (
         open_pool(settings.database_url, max_size=3, lock_timeout_s=0.3) as executor_pool,
         pool.acquire() as other,
