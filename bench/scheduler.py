@@ -1,6 +1,6 @@
 """Scheduler benchmarks (issue 3): burst, precision and size.
 
-    .venv/bin/python bench/scheduler.py burst [--schedules 100000] [--batch 2000]
+    .venv/bin/python bench/scheduler.py burst [--schedules 100000] [--batch 2000] [--processes N]
     .venv/bin/python bench/scheduler.py precision [--schedules 2000] [--minutes 3]
     .venv/bin/python bench/scheduler.py size [--schedules 1000000]
 
@@ -125,6 +125,56 @@ async def burst(count: int, batch: int) -> dict[str, Any]:
         "batch_size": batch,
         "seconds": round(elapsed, 3),
         "fires_per_second": round(count / elapsed, 1),
+    }
+
+
+async def burst_processes(count: int, batch: int, processes: int) -> dict[str, Any]:
+    """The burst fired by ``processes`` scheduler processes (``python -m
+    services.scheduler``, as Compose runs two), sharing the work through SKIP LOCKED:
+    from the first run row written to the last message acknowledged (its
+    ``published_at``), on the database clock."""
+    async with environment(batch) as (settings, pool, _nc, js):
+        await seed(pool, count)
+        env = {
+            **os.environ,
+            "FLOWCRON_DATABASE_URL": settings.database_url,
+            "FLOWCRON_NATS_URL": settings.nats_url,
+            "FLOWCRON_NAMESPACE": settings.namespace,
+            "FLOWCRON_SCHEDULER_BATCH_SIZE": str(batch),
+            "FLOWCRON_LOG_LEVEL": "warning",
+        }
+        procs = [
+            await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "services.scheduler", cwd=ROOT, env=env
+            )
+            for _ in range(processes)
+        ]
+        try:
+            deadline = time.monotonic() + 300
+            published = 0
+            while published < count and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+                published = await pool.fetchval(
+                    "SELECT count(*) FROM workflow_runs WHERE published_at IS NOT NULL"
+                )
+        finally:
+            for proc in procs:
+                proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                await asyncio.wait_for(proc.wait(), 30)
+        seconds = await pool.fetchval(
+            "SELECT extract(epoch FROM max(published_at) - min(created_at))::float8"
+            " FROM workflow_runs"
+        )
+        created = await pool.fetchval("SELECT count(*) FROM workflow_runs")
+        stream = await js.stream_info(Topology(settings.namespace).runs_stream)
+    assert created == count == published == stream.state.messages, (created, published)
+    return {
+        "schedules": count,
+        "batch_size": batch,
+        "scheduler_processes": processes,
+        "seconds": round(seconds, 3),
+        "fires_per_second": round(count / seconds, 1),
     }
 
 
@@ -258,11 +308,22 @@ if __name__ == "__main__":
     parser.add_argument("--schedules", type=int, default=None)
     parser.add_argument("--batch", type=int, default=2000)
     parser.add_argument("--minutes", type=float, default=3)
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help="burst: fired by this many scheduler processes (0: one ticker in this process)",
+    )
     args = parser.parse_args()
     configure_logging("console", os.environ.get("FLOWCRON_LOG_LEVEL", "warning"))
     figures: dict[str, Any] = {}
     if args.mode in ("burst", "all"):
-        figures["burst"] = asyncio.run(burst(args.schedules or 100_000, args.batch))
+        schedules = args.schedules or 100_000
+        figures["burst"] = asyncio.run(
+            burst_processes(schedules, args.batch, args.processes)
+            if args.processes
+            else burst(schedules, args.batch)
+        )
     if args.mode in ("precision", "all"):
         figures["precision"] = asyncio.run(precision(args.schedules or 2000, args.minutes))
     if args.mode in ("size", "all"):
