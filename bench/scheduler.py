@@ -135,20 +135,7 @@ async def burst_processes(count: int, batch: int, processes: int) -> dict[str, A
     ``published_at``), on the database clock."""
     async with environment(batch) as (settings, pool, _nc, js):
         await seed(pool, count)
-        env = {
-            **os.environ,
-            "FLOWCRON_DATABASE_URL": settings.database_url,
-            "FLOWCRON_NATS_URL": settings.nats_url,
-            "FLOWCRON_NAMESPACE": settings.namespace,
-            "FLOWCRON_SCHEDULER_BATCH_SIZE": str(batch),
-            "FLOWCRON_LOG_LEVEL": "warning",
-        }
-        procs = [
-            await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "services.scheduler", cwd=ROOT, env=env
-            )
-            for _ in range(processes)
-        ]
+        procs = [await start_scheduler(settings) for _ in range(processes)]
         try:
             deadline = time.monotonic() + 300
             published = 0
@@ -252,16 +239,7 @@ async def size(count: int) -> dict[str, Any]:
                     t0 = time.perf_counter()
                     await conn.fetch(CLAIM_DUE, 500)  # locks, then lets go: no writes
                     plan_ms.append((time.perf_counter() - t0) * 1000)
-        env = {
-            **os.environ,
-            "FLOWCRON_DATABASE_URL": settings.database_url,
-            "FLOWCRON_NATS_URL": settings.nats_url,
-            "FLOWCRON_NAMESPACE": settings.namespace,
-            "FLOWCRON_LOG_LEVEL": "warning",
-        }
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "services.scheduler", cwd=ROOT, env=env
-        )
+        proc = await start_scheduler(settings)
         try:
             peak = 0
             for _ in range(30):  # 15 s of firing a thousand schedules every 5 s
@@ -279,6 +257,21 @@ async def size(count: int) -> dict[str, Any]:
         "scheduler_rss_mb_peak": round(peak / 1024, 1),
         "runs_fired_while_measured": fired,
     }
+
+
+async def start_scheduler(settings: Settings) -> asyncio.subprocess.Process:
+    """``python -m services.scheduler`` on the benchmark's database and namespace."""
+    env = {
+        **os.environ,
+        "FLOWCRON_DATABASE_URL": settings.database_url,
+        "FLOWCRON_NATS_URL": settings.nats_url,
+        "FLOWCRON_NAMESPACE": settings.namespace,
+        "FLOWCRON_SCHEDULER_BATCH_SIZE": str(settings.scheduler_batch_size),
+        "FLOWCRON_LOG_LEVEL": "warning",
+    }
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.scheduler", cwd=ROOT, env=env
+    )
 
 
 def _rss_kib(pid: int) -> int:

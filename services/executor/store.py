@@ -153,7 +153,7 @@ UPDATE workflow_runs SET wait_reason = $4
 # by its own claim; with each, its steps left unfinished (a loop item cancelled, a node
 # cancelled by a failure) recorded 'cancelled', and its schedule's counters, in the order
 # the runs ended ($9; consecutive_failures counts the failures after a batch's last
-# success).
+# success). The $9 positions of the runs written come back.
 # $4: the statuses each run may be in, comma separated ('running'; also 'cancelled'
 # when the API cancelled it first and this executor records the end). Schedules are
 # locked in id order, so concurrent batches cannot deadlock. The positions of the runs
@@ -171,7 +171,7 @@ WITH u AS (
       FROM u
      WHERE r.id = u.run_id AND r.org_id = u.org_id AND r.attempt = u.claim
        AND r.status = ANY(string_to_array(u.from_statuses, ','))
-    RETURNING r.id, r.org_id, r.schedule_id, u.status, u.steps_error, u.seq, u.n
+    RETURNING r.id, r.org_id, r.schedule_id, u.status, u.steps_error, u.seq
 ), steps AS (
     UPDATE run_steps s SET status = 'cancelled', error = coalesce(s.error, run.steps_error),
                            finished_at = coalesce(s.finished_at, now())
@@ -203,7 +203,7 @@ WITH u AS (
       FROM per_schedule p
      WHERE s.id = p.schedule_id AND s.id IN (SELECT id FROM locked)
 )
-SELECT n FROM run
+SELECT seq FROM run
 """
 
 GIVE_UP = """
@@ -491,24 +491,20 @@ async def write_run_ends(pool: Pool, ends: list[RunEnd]) -> list[bool]:
     Sent in run id order (the statement's plan updates the runs in the order given), as
     claims are, so the batches of two replicas take run row locks in the same order."""
     order = sorted(range(len(ends)), key=lambda i: ends[i].key[0])
-    ends = [ends[i] for i in order]
+    sent = [ends[i] for i in order]
     rows = await pool.fetch(
         RUN_ENDS,
-        [e.key[0] for e in ends],
-        [e.key[1] for e in ends],
-        [e.key[2] for e in ends],
-        [",".join(e.from_statuses) for e in ends],
-        [e.status for e in ends],
-        [_json(e.output) for e in ends],
-        [e.error for e in ends],
-        [e.steps_error for e in ends],
+        [e.key[0] for e in sent],
+        [e.key[1] for e in sent],
+        [e.key[2] for e in sent],
+        [",".join(e.from_statuses) for e in sent],
+        [e.status for e in sent],
+        [_json(e.output) for e in sent],
+        [e.error for e in sent],
+        [e.steps_error for e in sent],
         [position + 1 for position in order],  # the order they ended in
     )
-    written = _positions(rows, len(ends))
-    unsorted = [False] * len(ends)
-    for sent, position in enumerate(order):
-        unsorted[position] = written[sent]
-    return unsorted
+    return _positions(rows, len(ends), "seq")
 
 
 def _json(value: Any) -> str | None:
@@ -517,8 +513,8 @@ def _json(value: Any) -> str | None:
     return None if value is None else jsoncodec.dumps(value)
 
 
-def _positions(rows: list[Record], count: int) -> list[bool]:
-    written = {row["n"] for row in rows}
+def _positions(rows: list[Record], count: int, column: str = "n") -> list[bool]:
+    written = {row[column] for row in rows}
     return [position in written for position in range(1, count + 1)]
 
 
@@ -526,7 +522,7 @@ class GroupWrites:
     """An executor's group writers: claims and step ends (through the step-write pool)
     and final statuses (through the pool that waits for the WAL flush)."""
 
-    def __init__(self, pool: Pool, writes: Pool, executor_id: str = "") -> None:
+    def __init__(self, pool: Pool, writes: Pool, executor_id: str) -> None:
         self.claims: GroupWriter[ClaimRequest, Claim | None] = GroupWriter(
             lambda requests: write_claims(writes, executor_id, requests),
             key=lambda request: request.run_id,

@@ -61,7 +61,7 @@ async def test_concurrent_step_ends_share_statements_and_keep_their_own_fence(
     # Another replica takes run 7 over: this claim's writes must be held out.
     await pool.execute("UPDATE workflow_runs SET attempt = attempt + 1 WHERE id = $1", stale.id)
 
-    ends = store.GroupWrites(pool, pool)
+    ends = store.GroupWrites(pool, pool, "x")
     stores = [store.RunStore(pool, run, group=ends) for run in runs]
     outputs: list[Any] = [[{"n": i}, {"n": i + 1}] for i in range(30)]  # lists stay lists
     results = await asyncio.gather(
@@ -101,7 +101,7 @@ async def test_concurrent_step_ends_share_statements_and_keep_their_own_fence(
 
 async def test_one_bad_value_fails_its_own_write_only(pool: Pool, org: Org) -> None:
     runs = await claimed_runs(pool, org, 5)
-    ends = store.GroupWrites(pool, pool)
+    ends = store.GroupWrites(pool, pool, "x")
     stores = [store.RunStore(pool, run, group=ends) for run in runs]
     results = await asyncio.gather(
         *(
@@ -132,7 +132,7 @@ async def test_run_ends_of_one_schedule_in_one_batch_count_in_order(pool: Pool, 
         runs[4].id,
         org.id,
     )
-    ends = store.GroupWrites(pool, pool)
+    ends = store.GroupWrites(pool, pool, "x")
     statuses = ["failed", "succeeded", "failed", "timed_out", "failed"]
     await asyncio.gather(
         *(
@@ -185,7 +185,7 @@ async def test_failures_only_add_to_the_streak(pool: Pool, org: Org) -> None:
 @pytest.mark.parametrize("count", [1, 3])
 async def test_a_cancelled_caller_is_left_out(pool: Pool, org: Org, count: int) -> None:
     runs = await claimed_runs(pool, org, count + 1)
-    ends = store.GroupWrites(pool, pool)
+    ends = store.GroupWrites(pool, pool, "x")
     first = asyncio.create_task(
         store.RunStore(pool, runs[0], group=ends).step_finished(
             "a", "action", "succeeded", attempt=1
