@@ -138,6 +138,13 @@ async def burst_processes(count: int, batch: int, processes: int) -> dict[str, A
         procs = [await start_scheduler(settings) for _ in range(processes)]
         try:
             deadline = time.monotonic() + 300
+            # Watched on the stream while it fills (counting rows would scan the table
+            # under the schedulers' feet), then on the rows' published marks.
+            stream = Topology(settings.namespace).runs_stream
+            while time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+                if (await js.stream_info(stream)).state.messages >= count:
+                    break
             published = 0
             while published < count and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)

@@ -21,7 +21,9 @@ from nats.js import JetStreamContext
 from shared.db.pool import Pool
 from shared.messaging.pipeline import AckPipeline
 from shared.messaging.topology import Topology
-from shared.models.messages import RunMessage
+from shared.models.messages import RunMessage, RunPointer
+
+Outgoing = RunMessage | RunPointer
 
 log = structlog.get_logger(__name__)
 
@@ -42,7 +44,7 @@ def message_from_row(row: asyncpg.Record | dict[str, Any]) -> RunMessage:
 async def publish_runs(
     js: JetStreamContext,
     topology: Topology,
-    messages: Sequence[RunMessage],
+    messages: Sequence[Outgoing],
     *,
     concurrency: int = 256,
     pipeline: AckPipeline | None = None,
@@ -70,7 +72,7 @@ async def publish_runs(
         return [m.run_id for m, ok in zip(messages, stored, strict=True) if ok]
     gate = asyncio.Semaphore(concurrency)
 
-    async def one(message: RunMessage) -> uuid.UUID | None:
+    async def one(message: Outgoing) -> uuid.UUID | None:
         async with gate:
             try:
                 await js.publish(
@@ -100,7 +102,7 @@ async def dispatch(
     pool: Pool,
     js: JetStreamContext,
     topology: Topology,
-    messages: Sequence[RunMessage],
+    messages: Sequence[Outgoing],
     *,
     pipeline: AckPipeline | None = None,
 ) -> list[uuid.UUID]:

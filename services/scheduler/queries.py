@@ -1,9 +1,10 @@
 """The scheduler's SQL, by name."""
 
 # Due schedules, oldest first; SKIP LOCKED lets several schedulers share the work and
-# a schedule is only ever held by one of them. Due-ness uses the database's clock.
+# a schedule is only ever held by one of them. Due-ness uses the database's clock. The
+# input comes as text: the scheduler only copies it into run rows, unparsed.
 CLAIM_DUE = """
-SELECT s.id, s.org_id, s.workflow_id, s.cron, s.timezone, s.next_run_at, s.input,
+SELECT s.id, s.org_id, s.workflow_id, s.cron, s.timezone, s.next_run_at, s.input::text AS input,
        s.catchup_policy, s.catchup_window_s, s.max_catchup_runs, s.catchup_interval_s,
        s.end_at, s.max_runs, s.total_runs, s.overlap_policy, s.jitter_s, s.paused_until,
        s.pause_note, s.auto_pause_after, s.consecutive_failures, w.version AS workflow_version
@@ -24,14 +25,13 @@ INSERT INTO workflow_runs
     (id, org_id, workflow_id, workflow_version, schedule_id, trigger, scheduled_for, input,
      release_at, held)
 SELECT u.id, u.org_id, u.workflow_id, u.workflow_version, u.schedule_id, 'schedule',
-       u.scheduled_for, u.input, u.release_at, u.held
+       u.scheduled_for, u.input::jsonb, u.release_at, u.held
 FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int[], $5::uuid[], $6::timestamptz[],
-            $7::jsonb[], $8::timestamptz[], $9::boolean[])
+            $7::text[], $8::timestamptz[], $9::boolean[])
      AS u(id, org_id, workflow_id, workflow_version, schedule_id, scheduled_for, input,
           release_at, held)
 ON CONFLICT (schedule_id, scheduled_for) DO NOTHING
-RETURNING id AS run_id, org_id, workflow_id, workflow_version, trigger, schedule_id,
-          scheduled_for, release_at, held
+RETURNING id
 """
 
 INSERT_DECISIONS = """

@@ -33,9 +33,10 @@ from services.scheduler.decisions import Active, Decision, Outcome, Policies, de
 from services.scheduler.planning import DueSchedule, Plan, plan
 from services.scheduler.wakeup import Wakeup
 from shared.db.pool import Connection, Pool
+from shared.ids import uuid_stream
 from shared.messaging.pipeline import AckPipeline
 from shared.messaging.topology import EXECUTORS_CONSUMER, Topology
-from shared.models.messages import RunMessage
+from shared.models.messages import RunPointer
 from shared.outbox import dispatch, message_from_row
 from shared.settings import Settings
 
@@ -56,7 +57,7 @@ class _Written:
     """A batch committed, not yet published."""
 
     result: TickResult
-    messages: list[RunMessage]
+    messages: list[RunPointer]  # the runs written to publish now (not released later)
     now: datetime
     now_perf: float
     started: float
@@ -179,11 +180,8 @@ class Ticker:
                 return None
             now: datetime = await conn.fetchval(queries.DB_NOW)
             now_perf = time.perf_counter()
-            created = await self._write_runs(conn, rows, now)
-        result = TickResult(claimed=len(rows), created=len(created))
-        messages = [
-            message_from_row(r) for r in created if r["release_at"] is None and not r["held"]
-        ]
+            created, messages = await self._write_runs(conn, rows, now)
+        result = TickResult(claimed=len(rows), created=created)
         return _Written(result, messages, now, now_perf, started, time.perf_counter())
 
     async def _publish(self, written: _Written) -> None:
@@ -214,36 +212,41 @@ class Ticker:
 
     async def _write_runs(
         self, conn: Connection, rows: list[asyncpg.Record], now: datetime
-    ) -> list[asyncpg.Record]:
-        """Plan, decide and write one claimed batch; the run rows written are returned."""
-        auto_paused = [r["id"] for r in rows if _should_auto_pause(r, now)]
+    ) -> tuple[int, list[RunPointer]]:
+        """Plan, decide and write one claimed batch: the number of runs written and the
+        messages of those to publish now."""
+        auto_paused = {r["id"] for r in rows if _should_auto_pause(r, now)}
         if auto_paused:
-            await conn.execute(queries.AUTO_PAUSE, auto_paused)
+            await conn.execute(queries.AUTO_PAUSE, list(auto_paused))
             log.warning("schedules auto-paused", schedules=[str(i) for i in auto_paused])
-        plans = {row["id"]: plan(_due(row), now) for row in rows}
+        plans = _plans(rows, now)
         active = await self._active(conn, rows, plans)
         batch = _Batch()
         for row in rows:
             decided = plans[row["id"]]
             if decided.error:
                 log.error("schedule cannot fire", schedule_id=str(row["id"]), error=decided.error)
-            policies = _policies(row, paused=row["id"] in auto_paused)
+            paused = row["id"] in auto_paused
+            if _plain(row, decided, now, paused=paused):
+                batch.add_plain(row, decided)
+                continue
+            policies = _policies(row, paused=paused)
             outcome = decide(decided, policies, active.get(row["id"], Active()), now)
             batch.add(row, decided, outcome)
-        created = (
-            await conn.fetch(queries.INSERT_RUNS, *batch.runs.values()) if batch.runs["id"] else []
-        )
+        written: set[Any] = set()
+        if batch.runs["id"]:
+            inserted = await conn.fetch(queries.INSERT_RUNS, *batch.runs.values())
+            written = {r["id"] for r in inserted}
         if batch.cancel:
             cancelled = await conn.fetch(queries.CANCEL_ACTIVE, batch.cancel, batch.runs["id"])
             self.cancelled.extend(r["id"] for r in cancelled)
-        written = {r["run_id"] for r in created}
         columns = batch.decision_columns(written)
         if columns[0]:
             await conn.execute(queries.INSERT_DECISIONS, *columns)
-        metrics.FIRES.labels("created").inc(len(created))
+        metrics.FIRES.labels("created").inc(len(written))
         for kind, count in Counter(columns[3]).items():
             metrics.FIRES.labels(kind).inc(count)
-        per_schedule = Counter(r["schedule_id"] for r in created)
+        per_schedule = Counter(p.schedule_id for p in batch.pointers if p.run_id in written)
         await conn.execute(
             queries.ADVANCE_SCHEDULES,
             batch.advance["id"],
@@ -251,7 +254,8 @@ class Ticker:
             batch.advance["last"],
             [per_schedule.get(sid, 0) for sid in batch.advance["id"]],
         )
-        return created
+        now_ready = zip(batch.pointers, batch.publish_now, strict=True)
+        return len(written), [p for p, ready in now_ready if ready and p.run_id in written]
 
     async def _active(
         self, conn: Connection, rows: list[asyncpg.Record], plans: dict[Any, Plan]
@@ -332,31 +336,62 @@ class _Batch:
     def __init__(self) -> None:
         keys = ("id", "org", "wf", "ver", "sch", "at", "in", "release", "held")
         self.runs: dict[str, list[Any]] = {k: [] for k in keys}
+        self.pointers: list[RunPointer] = []  # one per run row, in the same order
+        self.publish_now: list[bool] = []  # neither held nor released later
         self.decisions: list[tuple[Any, Any, Decision, uuid.UUID | None]] = []
         self.advance: dict[str, list[Any]] = {"id": [], "next": [], "last": []}
         self.cancel: list[Any] = []
+        self._ids = uuid_stream()
 
     def add(self, row: asyncpg.Record, decided: Plan, outcome: Outcome) -> None:
         for decision in outcome.decisions:
-            run_id = uuid.uuid4() if decision.creates_run else None
+            run_id = next(self._ids) if decision.creates_run else None
             if decision.kind != "created":  # a plain creation is recorded by its run
                 self.decisions.append((row["org_id"], row["id"], decision, run_id))
-            if run_id is None:
-                continue
-            for key, value in (
-                ("id", run_id),
-                ("org", row["org_id"]),
-                ("wf", row["workflow_id"]),
-                ("ver", row["workflow_version"]),
-                ("sch", row["id"]),
-                ("at", decision.fire_time),
-                ("in", row["input"]),
-                ("release", decision.release_at),
-                ("held", decision.held),
-            ):
-                self.runs[key].append(value)
+            if run_id is not None:
+                self._run(row, run_id, decision.fire_time, decision.release_at, decision.held)
         if outcome.cancel_active:
             self.cancel.append(row["id"])
+        self._advance(row, decided)
+
+    def add_plain(self, row: asyncpg.Record, decided: Plan) -> None:
+        """What :meth:`add` does with :func:`decide`'s outcome for a :func:`_plain`
+        schedule, without building it: one run per fire, published at once."""
+        for fire in decided.fires:
+            self._run(row, next(self._ids), fire, None, False)
+        self._advance(row, decided)
+
+    def _run(
+        self,
+        row: asyncpg.Record,
+        run_id: uuid.UUID,
+        fire: datetime,
+        release_at: datetime | None,
+        held: bool,
+    ) -> None:
+        pointer = RunPointer(
+            run_id,
+            row["org_id"],
+            row["workflow_id"],
+            row["workflow_version"],
+            "schedule",
+            row["id"],
+            fire,
+        )
+        runs = self.runs
+        runs["id"].append(run_id)
+        runs["org"].append(pointer.org_id)
+        runs["wf"].append(pointer.workflow_id)
+        runs["ver"].append(pointer.workflow_version)
+        runs["sch"].append(pointer.schedule_id)
+        runs["at"].append(fire)
+        runs["in"].append(row["input"])
+        runs["release"].append(release_at)
+        runs["held"].append(held)
+        self.pointers.append(pointer)
+        self.publish_now.append(release_at is None and not held)
+
+    def _advance(self, row: asyncpg.Record, decided: Plan) -> None:
         self.advance["id"].append(row["id"])
         self.advance["next"].append(decided.next_run_at)
         self.advance["last"].append(decided.fires[-1] if decided.fires else None)
@@ -381,6 +416,47 @@ def _should_auto_pause(row: asyncpg.Record, now: datetime) -> bool:
     limit = row["auto_pause_after"]
     paused = row["paused_until"] is not None and row["paused_until"] > now
     return bool(limit and row["consecutive_failures"] >= limit and not paused)
+
+
+def _plans(rows: list[asyncpg.Record], now: datetime) -> dict[Any, Plan]:
+    """Each claimed schedule's plan. Schedules alike in everything :func:`plan` reads
+    (the schedule id only matters to ``H`` fields) share one computation: a burst of
+    schedules with the same expression, due at the same instant, costs one."""
+    plans: dict[Any, Plan] = {}
+    alike: dict[tuple[Any, ...], Plan] = {}
+    for row in rows:
+        cron = row["cron"]
+        key = (
+            cron,
+            row["timezone"],
+            row["next_run_at"],
+            row["catchup_policy"],
+            row["catchup_window_s"],
+            row["max_catchup_runs"],
+            row["end_at"],
+            row["max_runs"],
+            row["total_runs"],
+            row["id"] if "H" in cron.upper() else None,
+        )
+        found = alike.get(key)
+        if found is None:
+            found = alike[key] = plan(_due(row), now)
+        plans[row["id"]] = found
+    return plans
+
+
+def _plain(row: asyncpg.Record, decided: Plan, now: datetime, *, paused: bool) -> bool:
+    """Whether :func:`decide` would only create runs, to publish at once: no missed
+    fires, not paused, overlap ``allow``, no jitter and no paced catch-up."""
+    paused_until = row["paused_until"]
+    return (
+        not decided.missed_fires
+        and not paused
+        and (paused_until is None or paused_until <= now)
+        and row["overlap_policy"] == "allow"
+        and row["jitter_s"] == 0
+        and decided.caught_up == 0
+    )
 
 
 def _policies(row: asyncpg.Record, *, paused: bool) -> Policies:
