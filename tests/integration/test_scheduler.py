@@ -12,6 +12,7 @@ from services.scheduler.ticker import Ticker
 from services.scheduler.wakeup import listening
 from shared.db.pool import Pool
 from shared.messaging.topology import Topology
+from shared.outbox import MARK_PUBLISHED
 from shared.settings import Settings
 from tests.conftest import Org
 from tests.factories import create_schedule, create_workflow
@@ -244,3 +245,33 @@ async def test_drain_pipelines_batches_and_fires_each_schedule_once(
     assert len(runs) == 50 and all(r["published_at"] is not None for r in runs)
     messages = await stream_messages(js, topology)
     assert sorted(str(m["run_id"]) for m in messages) == sorted(str(r["id"]) for r in runs)
+
+
+async def test_the_published_mark_touches_no_index(
+    settings: Settings, pool: Pool, js: JetStreamContext, org: Org
+) -> None:
+    """Marking runs published is a heap-only update, the cheap write the burst relies on:
+    it fails if an index comes to mention published_at or the pages lose their room."""
+    workflow_id = await create_workflow(pool, org.id)
+    due = await pool.fetchval("SELECT date_trunc('second', now())")
+    await pool.execute(
+        """INSERT INTO workflow_schedules (id, org_id, workflow_id, cron, next_run_at)
+           SELECT gen_random_uuid(), $1, $2, '0 0 1 1 *', $3 FROM generate_series(1, 40)""",
+        org.id,
+        workflow_id,
+        due,
+    )
+    ticker = Ticker(settings, pool, js)
+    # The ticker's own path, minus the publish: claimed and written in one transaction.
+    written = await ticker._claim_and_write()
+    assert written is not None and len(written.messages) == 40
+
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(MARK_PUBLISHED, [m.run_id for m in written.messages])
+        hot = await conn.fetchval(
+            "SELECT pg_stat_get_xact_tuples_hot_updated('workflow_runs'::regclass)"
+        )
+        updated = await conn.fetchval(
+            "SELECT pg_stat_get_xact_tuples_updated('workflow_runs'::regclass)"
+        )
+    assert (updated, hot) == (40, 40)
