@@ -5,7 +5,8 @@
     .venv/bin/python bench/scheduler.py size [--schedules 1000000]
 
 * burst: N schedules all due at the same second; the time until every run row is
-  written and every run message acknowledged by JetStream; fires per second.
+  written and every run message acknowledged by JetStream; fires per second. With
+  ``--processes``, also the CPU each fire cost the schedulers, Postgres and NATS.
 * precision: N schedules spread over each minute; fire lag (fire time → message
   acknowledged, on the database clock) p50, p99, max.
 * size: N stored schedules; the claim query's time and a scheduler process's RSS
@@ -55,7 +56,9 @@ ROOT = Path(__file__).resolve().parents[1]
 GRAPH = {"nodes": [{"id": "t", "type": "trigger"}], "edges": []}
 
 
-async def seed(pool: Pool, count: int) -> None:
+async def seed(pool: Pool, count: int, *, due_in_s: int = 0) -> None:
+    """``count`` schedules of one workflow, all due at the same second (``due_in_s``
+    from now, on the database clock)."""
     org, wf = uuid.uuid4(), uuid.uuid4()
     await pool.execute("INSERT INTO organizations (id, name) VALUES ($1, 'bench')", org)
     await pool.execute(
@@ -66,11 +69,13 @@ async def seed(pool: Pool, count: int) -> None:
     )
     await pool.execute(
         """INSERT INTO workflow_schedules (id, org_id, workflow_id, cron, next_run_at)
-           SELECT gen_random_uuid(), $1, $2, '0 0 1 1 *', date_trunc('second', now())
+           SELECT gen_random_uuid(), $1, $2, '0 0 1 1 *',
+                  date_trunc('second', now()) + make_interval(secs => $4)
            FROM generate_series(1, $3)""",
         org,
         wf,
         count,
+        due_in_s,
     )
 
 
@@ -134,9 +139,17 @@ async def burst_processes(count: int, batch: int, processes: int) -> dict[str, A
     from the first run row written to the last message acknowledged (its
     ``published_at``), on the database clock."""
     async with environment(batch) as (settings, pool, _nc, js):
-        await seed(pool, count)
+        # Due a few seconds ahead, so the processes have started and sleep until then:
+        # the CPU counted from just before the due second is the burst's alone.
+        await seed(pool, count, due_in_s=6)
         procs = [await start_scheduler(settings) for _ in range(processes)]
         try:
+            wait = await pool.fetchval(
+                "SELECT extract(epoch FROM min(next_run_at) - clock_timestamp())::float8"
+                " FROM workflow_schedules"
+            )
+            await asyncio.sleep(max(0.0, wait - 0.3))
+            cpu_before = cpu_seconds({p.pid for p in procs})
             deadline = time.monotonic() + 300
             # Watched on the stream while it fills (counting rows would scan the table
             # under the schedulers' feet), then on the rows' published marks.
@@ -151,6 +164,7 @@ async def burst_processes(count: int, batch: int, processes: int) -> dict[str, A
                 published = await pool.fetchval(
                     "SELECT count(*) FROM workflow_runs WHERE published_at IS NOT NULL"
                 )
+            cpu = cpu_per_fire(cpu_before, cpu_seconds({p.pid for p in procs}), count)
         finally:
             for proc in procs:
                 proc.send_signal(signal.SIGTERM)
@@ -169,7 +183,49 @@ async def burst_processes(count: int, batch: int, processes: int) -> dict[str, A
         "scheduler_processes": processes,
         "seconds": round(seconds, 3),
         "fires_per_second": round(count / seconds, 1),
+        "cpu_us_per_fire": cpu,
     }
+
+
+def cpu_seconds(schedulers: set[int]) -> dict[tuple[int, int], tuple[str, float]]:
+    """CPU time (user + system) of every scheduler, Postgres and NATS server process,
+    keyed by (pid, start time) so a new process with an old pid is not mistaken."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[tuple[int, int], tuple[str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        pid = int(entry.name)
+        if pid in schedulers:
+            part = "scheduler"
+        elif name in ("postgres", "nats-server"):
+            part = name.replace("-", "_")
+        else:
+            continue
+        found[(pid, int(fields[19]))] = (part, (int(fields[11]) + int(fields[12])) / tick)
+    return found
+
+
+def cpu_per_fire(
+    before: dict[tuple[int, int], tuple[str, float]],
+    after: dict[tuple[int, int], tuple[str, float]],
+    fires: int,
+) -> dict[str, float]:
+    """Microseconds of CPU per fire, by process kind, between two :func:`cpu_seconds`
+    readings (a process started in between counts from zero; the bench's own Postgres
+    connection and every other database on the server are in "postgres")."""
+    used: dict[str, float] = {"scheduler": 0.0, "postgres": 0.0, "nats_server": 0.0}
+    for key, (part, seconds) in after.items():
+        used[part] += seconds - before.get(key, (part, 0.0))[1]
+    per_fire = {part: round(seconds / fires * 1e6, 1) for part, seconds in used.items()}
+    per_fire["total"] = round(sum(used.values()) / fires * 1e6, 1)
+    return per_fire
 
 
 async def precision(count: int, minutes: float) -> dict[str, Any]:
