@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from datetime import timedelta
 
 from nats.js import JetStreamContext
@@ -220,19 +221,26 @@ async def test_changing_pausing_and_deleting_take_effect_at_once(
             await asyncio.wait_for(loop, 10)
 
 
+async def create_due_schedules(
+    pool: Pool, org_id: uuid.UUID, workflow_id: uuid.UUID, count: int
+) -> None:
+    """``count`` schedules of the workflow, all due at the current second."""
+    await pool.execute(
+        """INSERT INTO workflow_schedules (id, org_id, workflow_id, cron, next_run_at)
+           SELECT gen_random_uuid(), $1, $2, '0 0 1 1 *', date_trunc('second', now())
+           FROM generate_series(1, $3)""",
+        org_id,
+        workflow_id,
+        count,
+    )
+
+
 async def test_drain_pipelines_batches_and_fires_each_schedule_once(
     settings: Settings, pool: Pool, js: JetStreamContext, topology: Topology, org: Org
 ) -> None:
     """drain(): batch N+1 written while batch N publishes; every fire once, all acked."""
     workflow_id = await create_workflow(pool, org.id)
-    due = await pool.fetchval("SELECT date_trunc('second', now())")
-    await pool.execute(
-        """INSERT INTO workflow_schedules (id, org_id, workflow_id, cron, next_run_at)
-           SELECT gen_random_uuid(), $1, $2, '0 0 1 1 *', $3 FROM generate_series(1, 50)""",
-        org.id,
-        workflow_id,
-        due,
-    )
+    await create_due_schedules(pool, org.id, workflow_id, 50)
     ticker = Ticker(settings.model_copy(update={"scheduler_batch_size": 8}), pool, js)
 
     result = await ticker.drain()
@@ -253,14 +261,7 @@ async def test_the_published_mark_touches_no_index(
     """Marking runs published is a heap-only update, the cheap write the burst relies on:
     it fails if an index comes to mention published_at or the pages lose their room."""
     workflow_id = await create_workflow(pool, org.id)
-    due = await pool.fetchval("SELECT date_trunc('second', now())")
-    await pool.execute(
-        """INSERT INTO workflow_schedules (id, org_id, workflow_id, cron, next_run_at)
-           SELECT gen_random_uuid(), $1, $2, '0 0 1 1 *', $3 FROM generate_series(1, 40)""",
-        org.id,
-        workflow_id,
-        due,
-    )
+    await create_due_schedules(pool, org.id, workflow_id, 40)
     ticker = Ticker(settings, pool, js)
     # The ticker's own path, minus the publish: claimed and written in one transaction.
     written = await ticker._claim_and_write()
