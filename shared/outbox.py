@@ -23,7 +23,7 @@ from shared.messaging.pipeline import AckPipeline
 from shared.messaging.topology import Topology
 from shared.models.messages import RunMessage, RunPointer
 
-Outgoing = RunMessage | RunPointer
+AnyRunMessage = RunMessage | RunPointer
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +44,7 @@ def message_from_row(row: asyncpg.Record | dict[str, Any]) -> RunMessage:
 async def publish_runs(
     js: JetStreamContext,
     topology: Topology,
-    messages: Sequence[Outgoing],
+    messages: Sequence[AnyRunMessage],
     *,
     concurrency: int = 256,
     pipeline: AckPipeline | None = None,
@@ -72,7 +72,7 @@ async def publish_runs(
         return [m.run_id for m, ok in zip(messages, stored, strict=True) if ok]
     gate = asyncio.Semaphore(concurrency)
 
-    async def one(message: Outgoing) -> uuid.UUID | None:
+    async def one(message: AnyRunMessage) -> uuid.UUID | None:
         async with gate:
             try:
                 await js.publish(
@@ -105,7 +105,7 @@ async def dispatch(
     pool: Pool,
     js: JetStreamContext,
     topology: Topology,
-    messages: Sequence[Outgoing],
+    messages: Sequence[AnyRunMessage],
     *,
     pipeline: AckPipeline | None = None,
 ) -> list[uuid.UUID]:
